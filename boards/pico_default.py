@@ -1,0 +1,104 @@
+"""Default bench build: Pico, STEP/DIR/EN driver, M5 lead screw, 3 mL syringe, U-100."""
+
+NAME = "pico_default"
+
+# Wiring (GPIO numbers on the Raspberry Pi Pico):
+# | function    | GPIO | Pico pin | goes to                                        |
+# |-------------|------|----------|------------------------------------------------|
+# | step        | GP2  | 4        | driver STEP                                    |
+# | dir         | GP3  | 5        | driver DIR                                     |
+# | enable      | GP4  | 6        | driver EN (active low)                         |
+# | end_stop    | GP5  | 7        | end-stop switch to GND (plunger fully back)    |
+# | hx711_dout  | GP6  | 9        | HX711 DOUT (load cell under the plunger)       |
+# | hx711_sck   | GP7  | 10       | HX711 PD_SCK                                   |
+# | i2c_sda     | GP8  | 11       | SSD1306 SDA (I2C0)                             |
+# | i2c_scl     | GP9  | 12       | SSD1306 SCL (I2C0)                             |
+# | button_up   | GP10 | 14       | UP button to GND                               |
+# | button_down | GP11 | 15       | DOWN button to GND                             |
+# | button_ok   | GP12 | 16       | OK button to GND                               |
+# | button_back | GP13 | 17       | BACK button to GND                             |
+# | driver_diag | GP14 | 19       | driver DIAG/FAULT (stall), where it has one    |
+# | buzzer      | GP15 | 20       | piezo buzzer through a transistor (PWM)        |
+# | battery_adc | GP29 | -        | VSYS/3 divider on the Pico board (ADC3)        |
+# | led         | GP25 | -        | on-board LED                                   |
+PINS = {
+    "step": 2,
+    "dir": 3,
+    "enable": 4,
+    "end_stop": 5,
+    "hx711_dout": 6,
+    "hx711_sck": 7,
+    "i2c_sda": 8,
+    "i2c_scl": 9,
+    "button_up": 10,
+    "button_down": 11,
+    "button_ok": 12,
+    "button_back": 13,
+    "driver_diag": 14,
+    "buzzer": 15,
+    "battery_adc": 29,
+    "led": 25,
+}
+
+# Mechanics. One microstep pushes pi * 8.66^2 / 4 mm^2 * 0.8 mm / 3200 = 14.73 nL,
+# which is 1.473 mU of U-100 insulin.
+MECHANICS = {
+    "driver": "A4988",  # STEP/DIR/EN; DRV8825 and TMC2209 boards set this
+    "lead_um": 800,  # M5 threaded rod: 0.8 mm per turn
+    "full_steps_per_rev": 200,  # 1.8 degree motor
+    "microsteps": 16,  # MS1..MS3 high on an A4988
+    "syringe_inner_diameter_um": 8660,  # 3 mL syringe
+    "units_per_ml": 100,  # U-100 insulin
+    "max_step_rate": 4000,  # microsteps/s the motor turns reliably under load
+    "enable_active_low": True,
+    "dir_forward_level": 1,  # DIR level that pushes the plunger forward
+    "calibrated_step_pl": None,  # picolitres per step from a gravimetric calibration
+}
+
+PARTS = (
+    ("Raspberry Pi Pico (RP2040)", 1),
+    ("A4988 stepper driver carrier (or DRV8825 / TMC2209)", 1),
+    ("NEMA 17 stepper motor, 200 steps/rev", 1),
+    ("M5 threaded rod (0.8 mm lead), nut and plunger pusher", 1),
+    ("3 mL syringe, 8.66 mm inner diameter, as the reservoir", 1),
+    ("Load cell with HX711 amplifier under the plunger", 1),
+    ("End-stop microswitch", 1),
+    ("SSD1306 128x64 OLED, I2C", 1),
+    ("Push buttons (UP, DOWN, OK, BACK)", 4),
+    ("Piezo buzzer and NPN transistor", 1),
+    ("Motor supply 9-12 V and 100 uF capacitor across it", 1),
+)
+
+
+def build():
+    """Construct every peripheral of this build; the only place that makes Pins."""
+    import machine
+    import rp2
+
+    from pump.core.board_spec import check_board
+    from pump.hal.board import Board
+    from pump.hal.stepper import SM_FREQ, StepperPio, step_train
+
+    mechanics = check_board(PINS, MECHANICS)
+    enable_off = 1 if MECHANICS["enable_active_low"] else 0
+    step = machine.Pin(PINS["step"], machine.Pin.OUT, value=0)
+    direction = machine.Pin(PINS["dir"], machine.Pin.OUT, value=0)
+    enable = machine.Pin(PINS["enable"], machine.Pin.OUT, value=enable_off)
+    sm = rp2.StateMachine(0, step_train, freq=SM_FREQ, sideset_base=step)
+    stepper = StepperPio(
+        sm,
+        direction,
+        enable,
+        max_step_rate=MECHANICS["max_step_rate"],
+        enable_active_low=MECHANICS["enable_active_low"],
+        dir_forward_level=MECHANICS["dir_forward_level"],
+    )
+    return Board(
+        NAME,
+        PINS,
+        mechanics,
+        stepper,
+        basal_timer=machine.Timer(-1),
+        wake_timer=machine.Timer(-1),
+        rtc=machine.RTC(),
+    )

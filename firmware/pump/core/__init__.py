@@ -1,0 +1,1 @@
+"""Pure pump logic: no hardware, no clock; time always arrives as an argument."""

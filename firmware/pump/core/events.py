@@ -1,0 +1,56 @@
+"""Therapy events: what happened, when, with its figures; kept in a bounded ring in RAM."""
+
+# Event types. Figures are integers: milliunits (mu), steps, milliseconds, mU/h.
+BOOT = "boot"
+DELIVERY = "delivery"  # one pulse train: kind, steps, mu
+BASAL_RATE = "basal_rate"
+PROFILE_SELECTED = "profile_selected"
+PROFILE_SAVED = "profile_saved"
+BOLUS_STARTED = "bolus_started"
+BOLUS_FINISHED = "bolus_finished"
+BOLUS_CANCELLED = "bolus_cancelled"
+TEMP_STARTED = "temp_basal_started"
+TEMP_CANCELLED = "temp_basal_cancelled"
+TEMP_EXPIRED = "temp_basal_expired"
+SUSPENDED = "suspended"
+RESUMED = "resumed"
+REFUSED = "refused"
+SETTINGS_CHANGED = "settings_changed"
+CLOCK_SET = "clock_set"
+
+
+class EventLog:
+    """The most recent events, oldest first, with a sequence number each.
+
+    ``listener`` (optional) is called with every event as it is recorded: the host
+    tools write them out, and persistent storage hooks in here.
+    """
+
+    def __init__(self, capacity=64, listener=None):
+        self.capacity = capacity
+        self.listener = listener
+        self._ring = []
+        self.seq = 0
+
+    def emit(self, t_ms, etype, **fields):
+        self.seq += 1
+        event = (self.seq, t_ms, etype, fields)
+        self._ring.append(event)
+        if len(self._ring) > self.capacity:
+            self._ring.pop(0)
+        if self.listener is not None:
+            self.listener(event)
+        return event
+
+    def recent(self, n=None):
+        """The last ``n`` events (all kept if n is None), oldest first."""
+        if n is None or n >= len(self._ring):
+            return list(self._ring)
+        return self._ring[len(self._ring) - n :]
+
+    def last(self, etype):
+        """The most recent event of a type, or None."""
+        for event in reversed(self._ring):
+            if event[2] == etype:
+                return event
+        return None

@@ -1,0 +1,1 @@
+"""The only code that touches hardware; it receives peripherals already built by the board."""
