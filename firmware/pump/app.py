@@ -29,7 +29,7 @@ class App:
         self._ticks_diff = clock.ticks_diff
         self.events = events if events is not None else EventLog()
         self._last_ticks = clock.ticks_ms()
-        self._now_ms = 0  # monotonic milliseconds since boot (grows past small ints: main loop only)
+        self._now_ms = 0  # ms since boot; grows past small ints, so main loop only
         self.therapy = Therapy(
             board.mechanics, settings or Settings(), self.events, 0, ms_of_day
         )
@@ -128,10 +128,13 @@ class App:
         now = self.now_ms()
         wake_at = self.therapy.next_wake_ms(now)
         wait = _HOUSEKEEPING_MS
-        if wake_at is not None and wake_at - now < wait:
-            wait = wake_at - now if wake_at > now else 0
-        if wait <= 0:
-            return
+        if wake_at is not None and wake_at < now + wait:
+            if wake_at <= now:
+                if self._train is None:
+                    return  # work is due now
+                # due, but the motor is busy: wait for the train to finish
+            else:
+                wait = wake_at - now
         self._woken = False
         self._wake_timer.init(
             mode=machine.Timer.ONE_SHOT, period=wait, callback=self._wake_cb, hard=True

@@ -28,25 +28,28 @@ class CoreLoop:
     due; every train completes at once. Deliveries are kept as (t_ms, kind, steps).
     """
 
-    def __init__(self, therapy=None, settings=None, ms_of_day=0, mech=None):
-        self.events = EventLog(capacity=1000)
+    def __init__(self, therapy=None, settings=None, ms_of_day=0, mech=None, record=False):
+        self.events = EventLog(capacity=200)
         self.mech = mech or mechanics()
         self.therapy = therapy or Therapy(
             self.mech, settings or Settings(), self.events, 0, ms_of_day
         )
         self.now = 0
-        self.deliveries = []
+        self.totals = {}
+        # (t_ms, kind, steps) of every train when ``record``; off by default, as a
+        # long run would not fit a microcontroller-sized heap.
+        self.deliveries = [] if record else None
         self.therapy.delivery_listener = self._record
 
     def _record(self, t_ms, kind, steps, mu):
-        self.deliveries.append((t_ms, kind, steps))
+        self.totals[kind] = self.totals.get(kind, 0) + steps
+        if self.deliveries is not None:
+            self.deliveries.append((t_ms, kind, steps))
 
-    def steps(self, kind=None, until=None):
-        total = 0
-        for t, k, n in self.deliveries:
-            if (kind is None or k == kind) and (until is None or t <= until):
-                total += n
-        return total
+    def steps(self, kind=None):
+        if kind is None:
+            return sum(self.totals.values())
+        return self.totals.get(kind, 0)
 
     def _service(self):
         therapy = self.therapy

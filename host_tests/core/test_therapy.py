@@ -95,23 +95,23 @@ def test_bolus_remainders_carry_over_many_boluses():
 
 def test_extended_bolus_square_wave():
     loop = CoreLoop(settings=settings())
-    assert loop.command("start_bolus", "extended", 3000, 0, 2 * HOUR) is None
+    assert loop.command("start_bolus", "extended", 1000, 0, HOUR) is None
     total = loop.of_type(ev.BOLUS_STARTED)[0][3]["steps"]
-    loop.run_to(HOUR)
+    loop.run_to(HOUR // 2)
     assert loop.steps(BOLUS) == total // 2
-    loop.run_to(2 * HOUR)
+    loop.run_to(HOUR)
     assert loop.steps(BOLUS) == total
     assert len(loop.of_type(ev.BOLUS_FINISHED)) == 1
 
 
 def test_dual_wave_gives_its_share_now_and_the_rest_over_time():
     loop = CoreLoop(settings=settings())
-    assert loop.command("start_bolus", "dual", 4000, 60, HOUR) is None
+    assert loop.command("start_bolus", "dual", 2000, 60, 30 * MIN) is None
     started = loop.of_type(ev.BOLUS_STARTED)[0][3]
     assert started["now_steps"] == started["steps"] * 60 // 100
     loop.run_to(1)
     assert loop.steps(BOLUS) >= started["now_steps"]
-    loop.run_to(HOUR)
+    loop.run_to(30 * MIN)
     assert loop.steps(BOLUS) == started["steps"]
 
 

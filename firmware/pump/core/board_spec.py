@@ -72,7 +72,7 @@ def _positive_int(mech, key):
 
 def check_pins(pins):
     """Validate the pin map: known functions, real GPIOs, no GPIO used twice."""
-    used = {}
+    used = {}  # type: dict[int, str]
     for name in pins:
         if name not in PIN_FUNCTIONS:
             raise ConfigError("board PINS has unknown pin function %r" % (name,))
@@ -87,7 +87,9 @@ def check_pins(pins):
         if name.endswith("_adc"):
             allowed = _ADC_GPIOS
         if type(gpio) is not int or gpio not in allowed:
-            raise ConfigError("board PINS[%r] = %r is not a GPIO this function can use" % (name, gpio))
+            raise ConfigError(
+                "board PINS[%r] = %r is not a GPIO this function can use" % (name, gpio)
+            )
         if gpio in used:
             raise ConfigError(
                 "board PINS[%r] uses GP%d, already used by %r" % (name, gpio, used[gpio])

@@ -64,6 +64,9 @@ class Therapy:
         self._missed_acc = 0  # mU/h x ms of basal not given while suspended
         self._missed_from = 0
         self._missed_rate = 0
+        # Train speeds, worked out once (the arithmetic needs big ints on the Pico).
+        self._basal_sps = self._train_rate(bolus_mod.SPEED_STANDARD_MU_MIN)
+        self._bolus_sps = self._train_rate(settings.bolus_speed_mu_per_min)
         self.apply_rate(now_ms)
 
     # ----- time and rates -------------------------------------------------------------
@@ -135,9 +138,10 @@ class Therapy:
         """
         if self.suspended_at is None:
             self.basal_pending += due_steps
-        expired = self.temp is not None and now_ms >= self.temp.end_ms
-        if expired:
-            temp = self.temp
+        temp = self.temp
+        expired = False
+        if temp is not None and now_ms >= temp.end_ms:
+            expired = True
             self.temp = None
             self.events.emit(temp.end_ms, ev.TEMP_EXPIRED, temp=temp.describe())
         return expired or self.ticker.changes != self._changes_seen
@@ -151,7 +155,7 @@ class Therapy:
         return self._change_at
 
     def basal_step_rate(self):
-        return self._train_rate(bolus_mod.SPEED_STANDARD_MU_MIN)
+        return self._basal_sps
 
     def _train_rate(self, mu_per_min):
         rate = self.mech.steps_per_s_for_mu_per_min(mu_per_min)
@@ -164,7 +168,7 @@ class Therapy:
         bolus = self.bolus
         if bolus is None:
             return None
-        rate = self._train_rate(self.settings.bolus_speed_mu_per_min)
+        rate = self._bolus_sps
         chunk = rate // _TRAIN_S_DIVISOR
         if chunk < 1:
             chunk = 1
@@ -215,25 +219,26 @@ class Therapy:
     # ----- commands -----------------------------------------------------------------------
 
     def _refuse(self, now_ms, command, reason):
+        """Record a refusal; return the exception for the caller to raise."""
         self.events.emit(now_ms, ev.REFUSED, command=command, reason=reason)
-        raise Refused(reason)
+        return Refused(reason)
 
     def _check(self, now_ms, command, check, *args):
         try:
             return check(*args)
         except Refused as refusal:
-            self._refuse(now_ms, command, str(refusal))
+            raise self._refuse(now_ms, command, str(refusal))
 
     def start_bolus(self, now_ms, kind, mu, now_percent=100, duration_ms=0):
         """Start a normal, extended or dual-wave bolus of ``mu`` milliunits."""
         s = self.settings
         command = kind + " bolus"
         if kind not in (bolus_mod.NORMAL, bolus_mod.EXTENDED, bolus_mod.DUAL):
-            self._refuse(now_ms, "bolus", "unknown bolus kind %r" % (kind,))
+            raise self._refuse(now_ms, "bolus", "unknown bolus kind %r" % (kind,))
         if self.suspended_at is not None:
-            self._refuse(now_ms, command, "delivery is suspended; resume first")
+            raise self._refuse(now_ms, command, "delivery is suspended; resume first")
         if self.bolus is not None:
-            self._refuse(now_ms, command, "a bolus is already running; cancel it first")
+            raise self._refuse(now_ms, command, "a bolus is already running; cancel it first")
         self._check(now_ms, command, bolus_mod.check_amount, mu, s.increment_mu, s.max_bolus_mu)
         if kind == bolus_mod.NORMAL:
             now_percent = 100
@@ -241,7 +246,7 @@ class Therapy:
         elif kind == bolus_mod.EXTENDED:
             now_percent = 0
         elif type(now_percent) is not int or not (1 <= now_percent <= 99):
-            self._refuse(now_ms, command, "dual wave gives 1 to 99 % now")
+            raise self._refuse(now_ms, command, "dual wave gives 1 to 99 % now")
         if kind != bolus_mod.NORMAL:
             self._check(now_ms, command, bolus_mod.check_extended_ms, duration_ms)
         steps, self._bolus_carry_nu = self.mech.steps_for_mu(mu, self._bolus_carry_nu)
@@ -264,7 +269,7 @@ class Therapy:
         """Stop the running bolus; the app has already stopped the motor and reported it."""
         bolus = self.bolus
         if bolus is None:
-            self._refuse(now_ms, "cancel bolus", "no bolus is running")
+            raise self._refuse(now_ms, "cancel bolus", "no bolus is running")
         self.bolus = None
         delivered = bolus.delivered_steps
         delivered_mu = self.mech.mu_for_steps(delivered)
@@ -282,7 +287,7 @@ class Therapy:
     def start_temp(self, now_ms, kind, value, duration_ms):
         command = "temp basal"
         if self.suspended_at is not None:
-            self._refuse(now_ms, command, "delivery is suspended; resume first")
+            raise self._refuse(now_ms, command, "delivery is suspended; resume first")
         self._check(
             now_ms,
             command,
@@ -306,7 +311,7 @@ class Therapy:
 
     def cancel_temp(self, now_ms):
         if self.temp is None:
-            self._refuse(now_ms, "cancel temp basal", "no temp basal is running")
+            raise self._refuse(now_ms, "cancel temp basal", "no temp basal is running")
         temp = self.temp
         self.temp = None
         self.events.emit(
@@ -319,7 +324,7 @@ class Therapy:
     def suspend(self, now_ms):
         """Stop all delivery; the app has already stopped the motor and reported it."""
         if self.suspended_at is not None:
-            self._refuse(now_ms, "suspend", "delivery is already suspended")
+            raise self._refuse(now_ms, "suspend", "delivery is already suspended")
         if self.bolus is not None:
             self.cancel_bolus(now_ms, reason="suspended")
         # Steps accrued but not yet emitted are not given once the person suspends.
@@ -333,7 +338,7 @@ class Therapy:
 
     def resume(self, now_ms):
         if self.suspended_at is None:
-            self._refuse(now_ms, "resume", "delivery is not suspended")
+            raise self._refuse(now_ms, "resume", "delivery is not suspended")
         self._account_missed(now_ms)
         missed_mu = self._missed_acc // MS_PER_H
         suspended_ms = now_ms - self.suspended_at
@@ -349,10 +354,10 @@ class Therapy:
     def select_profile(self, now_ms, index):
         s = self.settings
         if type(index) is not int or not (0 <= index < len(s.profiles)):
-            self._refuse(now_ms, "select profile", "there is no profile %r" % (index,))
+            raise self._refuse(now_ms, "select profile", "there is no profile %r" % (index,))
         profile = s.profiles[index]
         if profile.max_rate() > s.max_basal_mu_per_h:
-            self._refuse(now_ms, "select profile", "profile exceeds the max basal")
+            raise self._refuse(now_ms, "select profile", "profile exceeds the max basal")
         s.active_profile = index
         self.events.emit(now_ms, ev.PROFILE_SELECTED, index=index, name=profile.name)
 
@@ -360,9 +365,13 @@ class Therapy:
         """Create or replace profile ``index`` (0..3) with (start slot, mU/h) segments."""
         s = self.settings
         if type(index) is not int or not (0 <= index < MAX_PROFILES):
-            self._refuse(now_ms, "save profile", "profiles are numbered 1 to %d" % MAX_PROFILES)
+            raise self._refuse(
+                now_ms,
+                "save profile",
+                "profiles are numbered 1 to %d" % MAX_PROFILES,
+            )
         if index > len(s.profiles):
-            self._refuse(now_ms, "save profile", "fill the profiles in order")
+            raise self._refuse(now_ms, "save profile", "fill the profiles in order")
         profile = self._check(
             now_ms, "save profile", BasalProfile, name, segments, s.max_basal_mu_per_h
         )
@@ -383,17 +392,22 @@ class Therapy:
         s = self.settings
         command = "limits"
         if type(max_bolus_mu) is not int or not (0 < max_bolus_mu <= bolus_mod.MAX_BOLUS_LIMIT_MU):
-            self._refuse(
+            raise self._refuse(
                 now_ms,
                 command,
-                "max bolus must be above 0 and at most %s" % fmt_units(bolus_mod.MAX_BOLUS_LIMIT_MU),
+                "max bolus must be above 0 and at most %s"
+                % fmt_units(bolus_mod.MAX_BOLUS_LIMIT_MU),
             )
         if max_bolus_mu % s.increment_mu:
-            self._refuse(now_ms, command, "max bolus must be a multiple of the bolus increment")
+            raise self._refuse(
+                now_ms,
+                command,
+                "max bolus must be a multiple of the bolus increment",
+            )
         if type(max_basal_mu_per_h) is not int or not (
             0 < max_basal_mu_per_h <= MAX_BASAL_LIMIT_MU_H
         ) or max_basal_mu_per_h % 10:
-            self._refuse(
+            raise self._refuse(
                 now_ms,
                 command,
                 "max basal must be above 0 and at most %s in 0.01 U/h"
@@ -401,14 +415,14 @@ class Therapy:
             )
         for profile in s.profiles:
             if profile.max_rate() > max_basal_mu_per_h:
-                self._refuse(
+                raise self._refuse(
                     now_ms,
                     command,
                     "profile %s has %s, above that max basal"
                     % (profile.name, fmt_rate(profile.max_rate())),
                 )
         if self.temp is not None and self.scheduled_rate(now_ms) > max_basal_mu_per_h:
-            self._refuse(now_ms, command, "the running temp basal is above that max basal")
+            raise self._refuse(now_ms, command, "the running temp basal is above that max basal")
         s.max_bolus_mu = max_bolus_mu
         s.max_basal_mu_per_h = max_basal_mu_per_h
         self.events.emit(
@@ -422,17 +436,22 @@ class Therapy:
         s = self.settings
         command = "bolus options"
         if increment_mu not in bolus_mod.INCREMENT_CHOICES_MU:
-            self._refuse(now_ms, command, "bolus increment must be 0.01, 0.025, 0.05 or 0.1 U")
+            raise self._refuse(
+                now_ms,
+                command,
+                "bolus increment must be 0.01, 0.025, 0.05 or 0.1 U",
+            )
         if s.max_bolus_mu % increment_mu:
-            self._refuse(now_ms, command, "the max bolus is not a multiple of that increment")
+            raise self._refuse(now_ms, command, "the max bolus is not a multiple of that increment")
         if type(speed_mu_per_min) is not int or not (
             bolus_mod.SPEED_STANDARD_MU_MIN <= speed_mu_per_min <= bolus_mod.SPEED_QUICK_MU_MIN
         ):
-            self._refuse(now_ms, command, "bolus speed must be 1.5 to 15 U/min")
+            raise self._refuse(now_ms, command, "bolus speed must be 1.5 to 15 U/min")
         if self.mech.steps_per_s_for_mu_per_min(speed_mu_per_min) > self.mech.max_step_rate:
-            self._refuse(now_ms, command, "this board's motor cannot run that fast")
+            raise self._refuse(now_ms, command, "this board's motor cannot run that fast")
         s.increment_mu = increment_mu
         s.bolus_speed_mu_per_min = speed_mu_per_min
+        self._bolus_sps = self._train_rate(speed_mu_per_min)
         self.events.emit(
             now_ms,
             ev.SETTINGS_CHANGED,
@@ -442,7 +461,7 @@ class Therapy:
 
     def set_clock(self, now_ms, ms_of_day):
         if type(ms_of_day) is not int or not (0 <= ms_of_day < DAY_MS):
-            self._refuse(now_ms, "set time", "time of day out of range")
+            raise self._refuse(now_ms, "set time", "time of day out of range")
         self._wall_offset_ms = ms_of_day - now_ms
         self.events.emit(now_ms, ev.CLOCK_SET, ms_of_day=ms_of_day)
 

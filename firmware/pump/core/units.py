@@ -90,6 +90,8 @@ class DoseCounter:
     def add(self, steps):
         """Count ``steps`` more steps; return the whole milliunits they complete."""
         self.steps += steps
-        mu, self._carry_nu = divmod(steps * self._nu_per_step + self._carry_nu, NU_PER_MU)
+        total = steps * self._nu_per_step + self._carry_nu
+        mu = total // NU_PER_MU
+        self._carry_nu = total - mu * NU_PER_MU
         self.mu += mu
         return mu

@@ -9,6 +9,10 @@ Python VM or the garbage collector.
 import rp2
 from micropython import const
 
+TYPE_CHECKING = False  # no `typing` on the device
+if TYPE_CHECKING:
+    from rp2.asm_pio import *  # the PIO assembler's names, for linters and mypy
+
 SM_FREQ = const(1_000_000)  # PIO clock: 1 cycle = 1 us (125 MHz / 125)
 _CYCLES_PER_STEP_MIN = const(7)  # 2 * delay + 7 cycles per step, delay >= 0
 _DELAY_MAX = const(0x3FFFFFFF)  # keep the delay word a small int
@@ -16,6 +20,7 @@ _DELAY_MAX = const(0x3FFFFFFF)  # keep the delay word a small int
 
 # The names below (pull, mov, jmp, label, x, y, osr, ...) are the PIO assembler's
 # own; rp2.asm_pio provides them while it assembles the function.
+# 2 * d + 7 cycles per step at 1 MHz: 142 857 steps/s at d = 0.
 @rp2.asm_pio(sideset_init=rp2.PIO.OUT_LOW)
 def step_train():
     pull(block).side(0)  # x <- steps in this train (blocks while idle, STEP low)

