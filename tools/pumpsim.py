@@ -93,5 +93,12 @@ class SimPump:
         app.service()
 
 
+    def settle(self, limit_ms=10_000):
+        """Let a pulse train already on the motor finish, so its steps are recorded."""
+        deadline = self.now_ms() + limit_ms
+        while self.app.train_running() and self.now_ms() < deadline:
+            self.run_until(self.now_ms() + 1)
+
+
 def _nothing(_app):
     """A no-op posted to wake the main loop at the end of a run."""

@@ -335,6 +335,7 @@ def run(scenario, progress=None):
         sim.run_until(t)
         if progress is not None:
             progress(t, scenario.duration_ms)
+    sim.settle()  # a train started before the end is recorded when it finishes
     return Result(scenario, sim, time.perf_counter() - started)
 
 

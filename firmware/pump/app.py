@@ -152,6 +152,10 @@ class App:
             or (self._train is not None and not self._stepper.busy())
         )
 
+    def train_running(self):
+        """True while a pulse train is on the motor."""
+        return self._train is not None
+
     def post(self, action):
         """Queue ``action(app)`` for the main loop (from buttons, serial, a scenario)."""
         self._inbox.append(action)
