@@ -49,9 +49,17 @@ class App:
 
     def _on_basal_timer(self, _timer):
         # Hard interrupt handler: allocation-free, small ints only.
+        self._advance_basal()
+        self._arm_basal_timer()
+
+    def _advance_basal(self):
+        # Interrupt-safe (the handler, or the main loop with interrupts off): no allocation.
         now = self._ticks_ms()
         self._ticker.advance(self._ticks_diff(now, self._basal_last))
         self._basal_last = now
+
+    def _arm_basal_timer(self):
+        # Interrupt-safe: fire when the next step or armed rate change falls due.
         self._basal_timer.init(
             mode=machine.Timer.ONE_SHOT,
             period=self._ticker.ms_until_next_event(),
@@ -75,9 +83,7 @@ class App:
     def _catch_up(self):
         """Bring the basal accumulator up to now and take the steps that fell due."""
         state = machine.disable_irq()
-        t = self._ticks_ms()
-        self._ticker.advance(self._ticks_diff(t, self._basal_last))
-        self._basal_last = t
+        self._advance_basal()
         due = self._ticker.take_due()
         machine.enable_irq(state)
         return due
@@ -85,23 +91,16 @@ class App:
     def _sync_basal(self, now, at_ms=None):
         """Apply the therapy's current rate to the accumulator and re-arm the timer."""
         state = machine.disable_irq()
-        t = self._ticks_ms()
-        self._ticker.advance(self._ticks_diff(t, self._basal_last))
-        self._basal_last = t
+        self._advance_basal()
         self.therapy.apply_rate(now, at_ms)
-        self._basal_timer.init(
-            mode=machine.Timer.ONE_SHOT,
-            period=self._ticker.ms_until_next_event(),
-            callback=self._basal_cb,
-            hard=True,
-        )
+        self._arm_basal_timer()
         machine.enable_irq(state)
 
     # ----- main loop --------------------------------------------------------------------
 
     def start(self):
         now = self.now_ms()
-        self.events.emit(now, ev.BOOT, mu_per_step_e6=self.board.mechanics.nu_per_step)
+        self.events.emit(now, ev.BOOT, nu_per_step=self.board.mechanics.nu_per_step)
         self._sync_basal(now)
         self.running = True
 
