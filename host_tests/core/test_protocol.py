@@ -123,7 +123,9 @@ def test_wrong_or_missing_checksum_is_refused_and_not_attributed():
     assert _one(p.Decoder(), b"4 bolus 2500\n").code == p.E_NO_CRC
     assert _one(p.Decoder(), b"4 bolus 2500 *12345g78\n").code == p.E_NO_CRC
     upper = good[:-9] + good[-9:-1].upper() + b"\n"
-    assert not _one(p.Decoder(), upper).is_error  # hex digits in either case
+    assert upper != good  # this frame's CRC has letters
+    # Lowercase only, so that every single-bit error is caught.
+    assert _one(p.Decoder(), upper).code == p.E_NO_CRC
 
 
 def test_sequence_must_increase_within_a_session():

@@ -6,7 +6,7 @@ A frame is one line of printable ASCII (format in docs/protocol.md):
     <seq> <status> [<key>=<value> ...] *<crc32>\\n  response (pump -> host)
 
 The CRC32 (IEEE 802.3, as zlib and binascii compute it) covers every byte before
-the ``*``, the space in front of it included, and is written as 8 hex digits.
+the ``*``, the space in front of it included, written as 8 lowercase hex digits.
 This module only frames, checks and parses; it never acts on a command. The same
 module serves the host (``encode_request``, ``ResponseDecoder``).
 """
@@ -273,7 +273,7 @@ def _parse_decimal(text, what, low, high):
 def _hex_value(text):
     value = 0
     for ch in text:
-        digit = "0123456789abcdef".find(ch.lower())
+        digit = "0123456789abcdef".find(ch)  # lowercase only: a case flip is an error too
         if digit < 0:
             return -1
         value = value * 16 + digit
@@ -289,7 +289,7 @@ def check_line(line):
         return None, (E_NO_CRC, "a frame ends with ' *' and 8 hex digits of CRC32")
     stated = _hex_value(line[n - 8 :].decode())
     if stated < 0:
-        return None, (E_NO_CRC, "the CRC32 is 8 hex digits")
+        return None, (E_NO_CRC, "the CRC32 is 8 lowercase hex digits")
     body = line[: n - _CRC_LEN]
     actual = crc32(body)
     if actual != stated:
