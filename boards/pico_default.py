@@ -53,6 +53,7 @@ MECHANICS = {
     "enable_active_low": True,
     "dir_forward_level": 1,  # DIR level that pushes the plunger forward
     "calibrated_step_pl": None,  # picolitres per step from a gravimetric calibration
+    "reservoir_ul": 3000,  # a full 3 mL syringe: 300 U of U-100
 }
 
 PARTS = (
@@ -77,6 +78,7 @@ def build():
 
     from pump.core.board_spec import check_board
     from pump.hal.board import Board
+    from pump.hal.pulse_counter import PulseCounter
     from pump.hal.stepper import SM_FREQ, StepperPio, step_train
 
     mechanics = check_board(PINS, MECHANICS)
@@ -93,6 +95,11 @@ def build():
         enable_active_low=MECHANICS["enable_active_low"],
         dir_forward_level=MECHANICS["dir_forward_level"],
     )
+    end_stop = machine.Pin(PINS["end_stop"], machine.Pin.IN, machine.Pin.PULL_UP)
+    # An A4988 has no stall output; a TMC2209 board sets "driver" and gets DIAG.
+    diag = None
+    if MECHANICS["driver"] == "TMC2209":
+        diag = machine.Pin(PINS["driver_diag"], machine.Pin.IN, machine.Pin.PULL_DOWN)
     return Board(
         NAME,
         PINS,
@@ -101,4 +108,7 @@ def build():
         basal_timer=machine.Timer(-1),
         wake_timer=machine.Timer(-1),
         rtc=machine.RTC(),
+        pulse_counter=PulseCounter(step),
+        end_stop=end_stop,
+        driver_diag=diag,
     )

@@ -11,12 +11,24 @@ Concurrency, declared up front:
 
 import machine
 
+from pump.core import alarms as al
 from pump.core import events as ev
+from pump.core import reservoir as res
+from pump.core.alarms import AlarmManager
 from pump.core.errors import Refused
 from pump.core.events import EventLog
-from pump.core.therapy import BOLUS, Settings, Therapy
+from pump.core.reservoir import Reservoir
+from pump.core.safety import DeliveryMonitor
+from pump.core.therapy import BASAL, BOLUS, Settings, Therapy
 
 _HOUSEKEEPING_MS = 60_000  # the main loop runs at least this often
+
+# Motor moves that are not therapy: never counted as delivered insulin.
+PRIME = "prime"  # tubing or cannula fill
+BACKOFF = "backoff"  # plunger back after an occlusion, to relieve the pressure
+REWIND = "rewind"  # pusher back to the end stop for a reservoir change
+_REWIND_CHUNK_S = 20  # a rewind train lasts 1/20 s, so it stops within 0.05 s of the end stop
+_BACKOFF_MAX_UL = 40  # never back off more than this (a plunger's play plus the line's stretch)
 
 
 class App:
@@ -34,6 +46,21 @@ class App:
             board.mechanics, settings or Settings(), self.events, 0, ms_of_day
         )
         self._ticker = self.therapy.ticker
+        s = self.therapy.settings
+        mech = board.mechanics
+        self.alarms = AlarmManager(self.events, s.auto_off_h, 0)
+        self.reservoir = Reservoir(mech, mech.reservoir_capacity_mu(), s.low_reservoir_mu)
+        self.monitor = DeliveryMonitor(mech, s.max_hour_mu, s.max_day_mu)
+        self.therapy.interlock = self._interlock
+        self._reservoir_level = self.reservoir.level()
+        self._pulses = board.pulse_counter
+        self._end_stop = board.end_stop
+        self._diag = board.driver_diag
+        self._buzzer = board.buzzer
+        self._sounding = 0
+        self._stalled = False
+        self._motion = None  # [kind, part, steps left, steps/s, forward] of a non-therapy move
+        self._moved = 0  # steps of the current non-therapy move so far
         self._stepper = board.stepper
         self._basal_timer = board.basal_timer
         self._wake_timer = board.wake_timer
@@ -42,6 +69,9 @@ class App:
         self._wake_cb = self._on_wake_timer
         self._woken = False
         self._train = None  # (kind, part, steps, t_ms) of the train on the motor
+        self._stall_cb = self._on_stall
+        if self._diag is not None:
+            self._diag.irq(self._stall_cb, machine.Pin.IRQ_RISING, hard=True)
         self._inbox = []
         self.running = False
 
@@ -69,6 +99,12 @@ class App:
 
     def _on_wake_timer(self, _timer):
         # Hard interrupt handler: allocation-free.
+        self._woken = True
+
+    def _on_stall(self, _pin):
+        # Hard interrupt handler: allocation-free. The driver's DIAG line says the motor
+        # stalled; the main loop takes the fault path at once.
+        self._stalled = True
         self._woken = True
 
     # ----- time -----------------------------------------------------------------------
@@ -112,20 +148,22 @@ class App:
             self.sleep()
 
     def service(self):
-        """One pass of the main loop: commands, finished trains, basal, the next train."""
+        """One pass of the main loop: the motor's record, safety, commands, the next train."""
         now = self.now_ms()
         self._collect_train(now)
         self._pump_basal(now)
+        self._check_safety(now)
         while self._inbox:
             action = self._inbox.pop(0)
             action(self)
             now = self.now_ms()
         self._dispatch(now)
+        self._update_sound(now)
 
     def sleep(self):
         """Wait (in low power) until an interrupt brings work for the main loop."""
         now = self.now_ms()
-        wake_at = self.therapy.next_wake_ms(now)
+        wake_at = self._next_wake_ms(now)
         wait = _HOUSEKEEPING_MS
         if wake_at is not None and wake_at < now + wait:
             if wake_at <= now:
@@ -141,6 +179,15 @@ class App:
         while not self._has_work():
             machine.idle()
         self._wake_timer.deinit()
+
+    def _next_wake_ms(self, now):
+        wake = self.therapy.next_wake_ms(now)
+        alarm_wake = self.alarms.next_wake_ms(now)
+        if alarm_wake is not None and (wake is None or alarm_wake < wake):
+            wake = alarm_wake
+        if self._motion is not None and self._train is None:
+            wake = now
+        return wake
 
     def _has_work(self):
         return (
@@ -164,22 +211,17 @@ class App:
         if self.therapy.service(now, due):
             self._sync_basal(now, self.therapy.change_time())
 
+    # ----- the motor --------------------------------------------------------------------
+
+    def _start_train(self, now, kind, part, steps, rate, forward=True):
+        self._stepper.start(steps, rate, forward)
+        self._train = (kind, part, steps, now)
+
     def _collect_train(self, now):
         train = self._train
         if train is not None and not self._stepper.busy():
             self._train = None
-            steps = self._stepper.finish()
-            self.therapy.train_done(train[0], train[1], steps, train[3])
-
-    def _dispatch(self, now):
-        if self._train is not None:
-            return
-        train = self.therapy.next_train(now)
-        if train is None:
-            return
-        kind, part, steps, rate = train
-        self._stepper.start(steps, rate)
-        self._train = (kind, part, steps, now)
+            self._train_finished(train, self._stepper.finish(), now)
 
     def _halt_train(self, now, only_kind=None):
         """Stop the motor mid-train and record exactly the steps that went out."""
@@ -187,8 +229,181 @@ class App:
         if train is None or (only_kind is not None and train[0] != only_kind):
             return
         self._train = None
-        emitted = self._stepper.stop()
-        self.therapy.train_done(train[0], train[1], emitted, train[3])
+        self._train_finished(train, self._stepper.stop(), now)
+
+    def _train_finished(self, train, steps, now):
+        """Book a train the motor emitted (``steps`` of it) in every record that needs it."""
+        kind, part = train[0], train[1]
+        self.monitor.reported(steps)
+        counted = steps if self._pulses is None else self._pulses.take()
+        self.monitor.counted(counted)
+        if kind == BASAL or kind == BOLUS:
+            self.therapy.train_done(kind, part, steps, train[3])
+            self.reservoir.took(steps)
+            self.monitor.delivered(now, steps)
+            return
+        motion = self._motion
+        self._moved += steps
+        if kind == PRIME:
+            self.reservoir.took(steps)
+        elif kind == BACKOFF:
+            self.reservoir.gave_back(steps)
+        if motion is None:
+            return
+        motion[2] -= steps
+        if kind == REWIND and self._at_end_stop():
+            motion[2] = 0
+        if motion[2] <= 0 or steps < train[2]:
+            self._motion = None
+            self._motion_done(kind, part, now)
+
+    def _motion_done(self, kind, part, now):
+        moved = self._moved
+        self._moved = 0
+        mech = self.board.mechanics
+        if kind == PRIME:
+            self.reservoir.filled(part, moved)
+            self.events.emit(now, ev.PRIMED, part=part, steps=moved, mu=mech.mu_for_steps(moved))
+        elif kind == BACKOFF:
+            self.events.emit(
+                now, ev.BACKOFF, steps=moved, nl=mech.nl_for_steps(moved),
+                mu=mech.mu_for_steps(moved),
+            )
+            self.alarms.clear(now, al.OCCLUSION)
+        elif kind == REWIND:
+            if self._at_end_stop():
+                self.reservoir.rewound()
+                self.events.emit(now, ev.RESERVOIR_REWOUND, steps=moved)
+            else:
+                self.fault(al.INTERNAL, reason="end stop not reached after %d steps" % moved)
+
+    def _at_end_stop(self):
+        return self._end_stop is not None and self._end_stop.value() == 0
+
+    def _dispatch(self, now):
+        if self._train is not None:
+            return
+        motion = self._motion
+        if motion is not None:
+            kind, part, left, rate, forward = motion
+            if kind == REWIND:
+                chunk = rate // _REWIND_CHUNK_S or 1
+                if self._at_end_stop():
+                    self._motion = None
+                    self._motion_done(kind, part, now)
+                    return
+                left = left if left < chunk else chunk
+            self._start_train(now, kind, part, left, rate, forward)
+            return
+        train = self.therapy.next_train(now)
+        if train is None:
+            return
+        kind, part, steps, rate = train
+        allowed = self.reservoir.steps_allowed(steps)
+        if allowed <= 0:
+            self.fault(al.RESERVOIR_EMPTY, remaining_steps=self.reservoir.remaining_steps)
+            return
+        self._start_train(now, kind, part, allowed, rate)
+
+    # ----- safety: the one fault path ----------------------------------------------------
+
+    def fault(self, code, **fields):
+        """Take the pump to its safe state: motor off at once, delivery stopped (for alarms
+        that stop it), alarm latched, everything recorded. Runs in the main loop."""
+        now = self.now_ms()
+        self._halt_train(now)
+        self._motion = None
+        self._moved = 0
+        not_delivered = 0
+        if al.stops_delivery(code):
+            not_delivered = self.therapy.stop(now, code)
+            self._sync_basal(now)
+        if self.alarms.raise_alarm(now, code, **fields):
+            self.events.emit(
+                now, ev.FAULT, code=code, motor_stopped=1, not_delivered_mu=not_delivered
+            )
+        if code in (al.DELIVERY_MISMATCH, al.AUTO_OFF):
+            self.alarms.clear(now, code)  # a one-off: latched until acknowledged
+        self._update_sound(now)
+
+    def _check_safety(self, now):
+        if self._stalled:
+            self._stalled = False
+            self.fault(al.OCCLUSION, source="motor stall")
+            return
+        breach = self.monitor.breach(now)
+        if breach is not None:
+            if breach == al.DELIVERY_MISMATCH:
+                mismatch = self.monitor.mismatch()
+                self.monitor.counted_steps = self.monitor.reported_steps
+                self.fault(breach, steps_off=mismatch)
+            elif self.alarms.find(breach) is None:
+                self.fault(
+                    breach,
+                    hour_mu=self.monitor.hour_mu(now),
+                    day_mu=self.monitor.day_mu(now),
+                )
+        for code, limit_ok in (
+            (al.LIMIT_HOUR, self.monitor.hour_mu(now) <= self.monitor.max_hour_mu),
+            (al.LIMIT_DAY, self.monitor.day_mu(now) <= self.monitor.max_day_mu),
+        ):
+            if limit_ok and self.alarms.find(code) is not None:
+                self.alarms.clear(now, code)
+        self._check_reservoir(now)
+        for code in self.alarms.tick(now, self.therapy.suspended_at is not None):
+            if al.stops_delivery(code):
+                self.fault(code)
+
+    def _check_reservoir(self, now):
+        level = self.reservoir.level()
+        if level == self._reservoir_level or not self.reservoir.in_use():
+            return
+        self._reservoir_level = level
+        remaining = self.reservoir.remaining_mu()
+        if level == res.EMPTY:
+            self.fault(al.RESERVOIR_EMPTY, remaining_mu=remaining)
+            return
+        self.alarms.clear(now, al.RESERVOIR_EMPTY)
+        if level == res.LOW:
+            self.alarms.raise_alarm(now, al.RESERVOIR_LOW, remaining_mu=remaining)
+        else:
+            self.alarms.clear(now, al.RESERVOIR_LOW)
+
+    def _interlock(self, command, mu):
+        """Therapy asks before a bolus or a resume: None, or why not now."""
+        now = self._now_ms
+        if command == "resume":
+            blocking = self.alarms.blocking_delivery()
+            if blocking:
+                return "alarm '%s' is active: acknowledge it and fix its cause" % blocking[0]
+            if not self.reservoir.in_use():
+                return "finish the reservoir change first"
+            if self.reservoir.level() == res.EMPTY:
+                return "the reservoir is empty"
+            return None
+        if self.alarms.high_active():
+            return "a high-priority alarm is active: acknowledge it first"
+        if not self.reservoir.in_use():
+            return "finish the reservoir change first"
+        if mu > self.reservoir.remaining_mu():
+            return "only %d mU left in the reservoir" % self.reservoir.remaining_mu()
+        headroom = self.monitor.headroom_mu(now)
+        if mu > headroom:
+            self.alarms.raise_alarm(now, al.OVER_LIMIT_REQUEST, requested_mu=mu)
+            self.alarms.clear(now, al.OVER_LIMIT_REQUEST)
+            return "above the insulin limit per hour or day: %d mU allowed now" % max(headroom, 0)
+        return None
+
+    def _update_sound(self, now):
+        level = self.alarms.sound(now)
+        if level == self._sounding:
+            return
+        self._sounding = level
+        if self._buzzer is not None:
+            if level:
+                self._buzzer.play(level)
+            else:
+                self._buzzer.stop()
 
     # ----- commands: run by the main loop; each returns None or the refusal reason ----
 
@@ -196,6 +411,7 @@ class App:
         now = self.now_ms()
         self._collect_train(now)
         self._pump_basal(now)
+        self.alarms.interaction(now)
         try:
             fn(now, *args)
         except Refused as refusal:
@@ -203,6 +419,7 @@ class App:
         finally:
             self._sync_basal(now)
             self._dispatch(now)
+            self._update_sound(now)
         return None
 
     def bolus(self, kind, mu, now_percent=100, duration_ms=0):
@@ -233,6 +450,18 @@ class App:
     def resume(self):
         return self._command(self.therapy.resume)
 
+    def acknowledge(self, code=None):
+        """The person acknowledges the alarm shown (or ``code``); returns None or why not."""
+        return self._command(self._acknowledge, code)
+
+    def _acknowledge(self, now, code):
+        if self.alarms.acknowledge(now, code) is None:
+            raise self.therapy.refuse(now, "acknowledge", "no alarm to acknowledge")
+
+    def button_pressed(self):
+        """Any key press: the person is there (restarts the auto-off timer)."""
+        self.alarms.interaction(self.now_ms())
+
     def select_profile(self, index):
         return self._command(self.therapy.select_profile, index)
 
@@ -242,8 +471,101 @@ class App:
     def set_limits(self, max_bolus_mu, max_basal_mu_per_h):
         return self._command(self.therapy.set_limits, max_bolus_mu, max_basal_mu_per_h)
 
+    def set_insulin_limits(self, max_hour_mu, max_day_mu):
+        return self._command(self._set_insulin_limits, max_hour_mu, max_day_mu)
+
+    def _set_insulin_limits(self, now, max_hour_mu, max_day_mu):
+        try:
+            self.monitor.set_limits(max_hour_mu, max_day_mu)
+        except Refused as refusal:
+            raise self.therapy.refuse(now, "insulin limits", str(refusal))
+        s = self.therapy.settings
+        s.max_hour_mu = max_hour_mu
+        s.max_day_mu = max_day_mu
+        self.events.emit(
+            now, ev.SETTINGS_CHANGED, max_hour_mu=max_hour_mu, max_day_mu=max_day_mu
+        )
+
+    def set_safety_options(self, low_reservoir_mu, auto_off_h):
+        return self._command(self._set_safety_options, low_reservoir_mu, auto_off_h)
+
+    def _set_safety_options(self, now, low_reservoir_mu, auto_off_h):
+        reservoir = self.reservoir
+        old_low = reservoir.low_level_mu
+        try:
+            reservoir.set_low_level(low_reservoir_mu)
+            self.alarms.set_auto_off(auto_off_h)
+        except (Refused, ValueError) as refusal:
+            reservoir.low_level_mu = old_low
+            raise self.therapy.refuse(now, "safety options", str(refusal))
+        s = self.therapy.settings
+        s.low_reservoir_mu = low_reservoir_mu
+        s.auto_off_h = auto_off_h
+        self.events.emit(
+            now, ev.SETTINGS_CHANGED, low_reservoir_mu=low_reservoir_mu, auto_off_h=auto_off_h
+        )
+
     def set_bolus_options(self, increment_mu, speed_mu_per_min):
         return self._command(self.therapy.set_bolus_options, increment_mu, speed_mu_per_min)
 
     def set_time_of_day(self, ms_of_day):
         return self._command(self.therapy.set_clock, ms_of_day)
+
+    # ----- reservoir change ----------------------------------------------------------------
+
+    def rewind(self):
+        """Drive the pusher back to the end stop (delivery must be suspended)."""
+        return self._command(self._rewind)
+
+    def _rewind(self, now):
+        therapy = self.therapy
+        if therapy.suspended_at is None:
+            raise therapy.refuse(now, "rewind", "suspend delivery before changing the reservoir")
+        if self._end_stop is None:
+            raise therapy.refuse(now, "rewind", "this board has no end stop")
+        if self._motion is not None:
+            raise therapy.refuse(now, "rewind", "the motor is busy")
+        mech = self.board.mechanics
+        travel = mech.steps_for_mu(mech.reservoir_capacity_mu(), 0)[0] * 11 // 10
+        self._moved = 0
+        self._motion = [REWIND, 0, travel, mech.max_step_rate, False]
+
+    def load_reservoir(self, volume_mu):
+        """A new reservoir holding ``volume_mu`` is in place."""
+        return self._command(self._load_reservoir, volume_mu)
+
+    def _load_reservoir(self, now, volume_mu):
+        try:
+            self.reservoir.load(volume_mu)
+        except Refused as refusal:
+            raise self.therapy.refuse(now, "load reservoir", str(refusal))
+        self._reservoir_level = self.reservoir.level()
+        self.alarms.clear(now, al.RESERVOIR_EMPTY)
+        self.alarms.clear(now, al.RESERVOIR_LOW)
+        self.events.emit(now, ev.RESERVOIR_LOADED, volume_mu=volume_mu)
+
+    def fill(self, part, mu):
+        """Fill the tubing or the cannula with ``mu``: insulin used, never therapy."""
+        return self._command(self._fill, part, mu)
+
+    def _fill(self, now, part, mu):
+        try:
+            self.reservoir.check_fill(part, mu)
+        except Refused as refusal:
+            raise self.therapy.refuse(now, "fill " + str(part), str(refusal))
+        if self._motion is not None:
+            raise self.therapy.refuse(now, "fill", "the motor is busy")
+        steps = self.board.mechanics.steps_for_mu(mu, 0)[0]
+        self._moved = 0
+        self._motion = [PRIME, part, steps, self.therapy._bolus_sps, True]
+
+    def back_off(self, steps):
+        """Move the plunger back ``steps`` to relieve pressure (the occlusion response)."""
+        mech = self.board.mechanics
+        limit = _BACKOFF_MAX_UL * 1_000_000 // mech.pl_per_step
+        steps = steps if steps < limit else limit
+        if steps <= 0:
+            self.alarms.clear(self._now_ms, al.OCCLUSION)
+            return
+        self._moved = 0
+        self._motion = [BACKOFF, 0, steps, self.therapy._bolus_sps, False]

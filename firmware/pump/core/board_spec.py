@@ -60,7 +60,9 @@ MECHANICS_FIELDS = (
     "enable_active_low",
     "dir_forward_level",
     "calibrated_step_pl",
+    "reservoir_ul",
 )
+RESERVOIR_UL_MAX = 10_000
 
 
 def _positive_int(mech, key):
@@ -151,7 +153,13 @@ def check_mechanics(mech):
         pl = calibrated
     if pl <= 0:
         raise ConfigError("board MECHANICS give a step volume below one picolitre")
-    mechanics = Mechanics(pl, concentration, max_rate)
+    reservoir_ul = mech.get("reservoir_ul", 3000)
+    if type(reservoir_ul) is not int or not (100 <= reservoir_ul <= RESERVOIR_UL_MAX):
+        raise ConfigError(
+            "board MECHANICS['reservoir_ul'] must be 100 to %d microlitres, got %r"
+            % (RESERVOIR_UL_MAX, reservoir_ul)
+        )
+    mechanics = Mechanics(pl, concentration, max_rate, reservoir_ul)
     if mechanics.basal_den() + _ISR_CHUNK_MS * basal_num(MAX_BASAL_LIMIT_MU_H) >= _SMALL_INT_LIMIT:
         raise ConfigError(
             "board MECHANICS give %d pL per step: too coarse for the basal accumulator" % pl

@@ -17,6 +17,17 @@ RESUMED = "resumed"
 REFUSED = "refused"
 SETTINGS_CHANGED = "settings_changed"
 CLOCK_SET = "clock_set"
+# Safety
+ALARM = "alarm"  # code, priority, message, figures
+ALARM_CLEARED = "alarm_cleared"  # the cause went away (the alarm stays until acknowledged)
+ALARM_ACK = "alarm_ack"
+FAULT = "fault"  # the one fault path ran: code, motor stopped, what was not delivered
+BACKOFF = "backoff"  # plunger backed off after an occlusion: steps, pressure relieved
+RESERVOIR_REWOUND = "reservoir_rewound"
+RESERVOIR_LOADED = "reservoir_loaded"
+PRIMED = "primed"  # tubing or cannula fill: never therapy, never insulin on board
+SELF_TEST = "self_test"
+RESET_CAUSE = "reset_cause"
 
 
 class EventLog:

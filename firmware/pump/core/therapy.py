@@ -41,6 +41,11 @@ class Settings:
         self.bolus_speed_mu_per_min = bolus_mod.SPEED_STANDARD_MU_MIN
         self.profiles = [BasalProfile("Standard", [(0, 800)], self.max_basal_mu_per_h)]
         self.active_profile = 0
+        # Safety settings (checked by the modules that use them).
+        self.max_hour_mu = 15_000  # insulin in any rolling hour
+        self.max_day_mu = 80_000  # insulin in any rolling day
+        self.low_reservoir_mu = 20_000
+        self.auto_off_h = 12  # 0 = off
 
 
 class Therapy:
@@ -56,6 +61,10 @@ class Therapy:
         self.bolus = None
         self.basal_pending = 0  # accrued basal steps not yet sent to the motor
         self.suspended_at = None
+        self.suspend_reason = None
+        # interlock(command, mu) -> None, or the reason a bolus or resume must not go ahead
+        # now (alarms, insulin limits). The app sets it; the therapy records the refusal.
+        self.interlock = None
         self._wall_offset_ms = ms_of_day - now_ms
         self._bolus_carry_nu = 0
         self._rate = -1
@@ -223,6 +232,10 @@ class Therapy:
         self.events.emit(now_ms, ev.REFUSED, command=command, reason=reason)
         return Refused(reason)
 
+    def refuse(self, now_ms, command, reason):
+        """Record a refusal of a command outside therapy (the app's own commands)."""
+        return self._refuse(now_ms, command, reason)
+
     def _check(self, now_ms, command, check, *args):
         try:
             return check(*args)
@@ -239,6 +252,7 @@ class Therapy:
             raise self._refuse(now_ms, command, "delivery is suspended; resume first")
         if self.bolus is not None:
             raise self._refuse(now_ms, command, "a bolus is already running; cancel it first")
+        self._interlock(now_ms, command, mu)
         self._check(now_ms, command, bolus_mod.check_amount, mu, s.increment_mu, s.max_bolus_mu)
         if kind == bolus_mod.NORMAL:
             now_percent = 100
@@ -264,6 +278,12 @@ class Therapy:
             extended_steps=steps - now_steps,
             extended_min=duration_ms // 60_000,
         )
+
+    def _interlock(self, now_ms, command, mu):
+        if self.interlock is not None:
+            reason = self.interlock(command, mu)
+            if reason is not None:
+                raise self._refuse(now_ms, command, reason)
 
     def cancel_bolus(self, now_ms, reason="cancelled"):
         """Stop the running bolus; the app has already stopped the motor and reported it."""
@@ -321,28 +341,48 @@ class Therapy:
             ran_min=(now_ms - temp.start_ms) // 60_000,
         )
 
-    def suspend(self, now_ms):
+    def suspend(self, now_ms, reason="person"):
         """Stop all delivery; the app has already stopped the motor and reported it."""
         if self.suspended_at is not None:
             raise self._refuse(now_ms, "suspend", "delivery is already suspended")
         if self.bolus is not None:
-            self.cancel_bolus(now_ms, reason="suspended")
+            self.cancel_bolus(now_ms, reason="suspended" if reason == "person" else reason)
         # Steps accrued but not yet emitted are not given once the person suspends.
         dropped = self.basal_pending
         self.basal_pending = 0
         self.suspended_at = now_ms
+        self.suspend_reason = reason
         self._missed_acc = 0
         self._missed_from = now_ms
         self._missed_rate = self.scheduled_rate(now_ms)
-        self.events.emit(now_ms, ev.SUSPENDED, basal_steps_not_given=dropped)
+        self.events.emit(now_ms, ev.SUSPENDED, reason=reason, basal_steps_not_given=dropped)
+
+    def stop(self, now_ms, reason):
+        """The fault path's therapy side: end the bolus and suspend, whatever the state.
+
+        The motor is already stopped and its last train reported. Returns the insulin the
+        cancelled bolus did not deliver, in mU (0 if none was running).
+        """
+        not_delivered = 0
+        bolus = self.bolus
+        if bolus is not None:
+            not_delivered = bolus.requested_mu - self.mech.mu_for_steps(bolus.delivered_steps)
+            self.cancel_bolus(now_ms, reason=reason)
+        if self.suspended_at is None:
+            self.suspend(now_ms, reason)
+        else:
+            self.suspend_reason = reason
+        return not_delivered
 
     def resume(self, now_ms):
         if self.suspended_at is None:
             raise self._refuse(now_ms, "resume", "delivery is not suspended")
+        self._interlock(now_ms, "resume", 0)
         self._account_missed(now_ms)
         missed_mu = self._missed_acc // MS_PER_H
         suspended_ms = now_ms - self.suspended_at
         self.suspended_at = None
+        self.suspend_reason = None
         self.events.emit(
             now_ms,
             ev.RESUMED,
@@ -473,6 +513,7 @@ class Therapy:
             "profile": self.profile().name,
             "temp": None if self.temp is None else self.temp.describe(),
             "suspended": self.suspended_at is not None,
+            "suspend_reason": self.suspend_reason,
             "bolus_steps": 0 if bolus is None else bolus.steps,
             "bolus_done_steps": 0 if bolus is None else bolus.delivered_steps,
             "basal_mu": self.basal.mu,

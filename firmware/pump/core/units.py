@@ -32,11 +32,16 @@ def step_volume_pl(lead_um, full_steps_per_rev, microsteps, inner_diameter_um):
 class Mechanics:
     """What one motor microstep delivers, and conversions built on it."""
 
-    def __init__(self, pl_per_step, units_per_ml, max_step_rate):
+    def __init__(self, pl_per_step, units_per_ml, max_step_rate, reservoir_ul=3000):
         self.pl_per_step = pl_per_step
+        self.reservoir_ul = reservoir_ul  # what a full syringe holds
         self.units_per_ml = units_per_ml
         self.max_step_rate = max_step_rate  # microsteps per second the build can run
         self.nu_per_step = pl_per_step * units_per_ml
+
+    def reservoir_capacity_mu(self):
+        """A full reservoir's insulin: microlitres x units per mL = milliunits."""
+        return self.reservoir_ul * self.units_per_ml
 
     def steps_for_mu(self, mu, carry_nu=0):
         """Whole steps for a dose: returns (steps, carry_nu), the part of a step left over.

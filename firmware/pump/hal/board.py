@@ -2,9 +2,27 @@
 
 
 class Board:
-    """Peripherals of one build, constructed by its board file and nowhere else."""
+    """Peripherals of one build, constructed by its board file and nowhere else.
 
-    def __init__(self, name, pins, mechanics, stepper, basal_timer, wake_timer, rtc):
+    Optional parts are None on a build that lacks them; the app then does without
+    (and says so where safety depends on it).
+    """
+
+    def __init__(
+        self,
+        name,
+        pins,
+        mechanics,
+        stepper,
+        basal_timer,
+        wake_timer,
+        rtc,
+        *,
+        pulse_counter=None,
+        end_stop=None,
+        driver_diag=None,
+        buzzer=None,
+    ):
         self.name = name
         self.pins = pins
         self.mechanics = mechanics
@@ -12,3 +30,7 @@ class Board:
         self.basal_timer = basal_timer  # drives basal delivery (hard interrupt)
         self.wake_timer = wake_timer  # wakes the main loop when it has work planned
         self.rtc = rtc  # wall clock: basal profiles follow the time of day
+        self.pulse_counter = pulse_counter  # independent count of STEP pulses (monitor)
+        self.end_stop = end_stop  # Pin, low when the pusher is fully back
+        self.driver_diag = driver_diag  # Pin, high when the driver reports a stall
+        self.buzzer = buzzer  # alarm tones

@@ -1,0 +1,134 @@
+"""The independent delivery monitor: pulses counted at the motor against the record, and
+insulin limits per rolling hour and per day.
+
+Pure logic, deliberately apart from the scheduler (therapy.py): it keeps its own
+counts, from its own source. The app feeds it the step pulses a separate counter saw
+on the STEP line and the trains the stepper reported; any disagreement, and any
+limit breach, is a fault for the app's one fault path.
+"""
+
+from pump.core.errors import Refused, fmt_units
+
+MAX_HOUR_MIN_MU = 1_000
+MAX_HOUR_MAX_MU = 40_000
+MAX_HOUR_DEFAULT_MU = 15_000
+MAX_DAY_MIN_MU = 5_000
+MAX_DAY_MAX_MU = 200_000
+MAX_DAY_DEFAULT_MU = 80_000
+
+_MINUTE_MS = 60_000
+_HOUR_MS = 3_600_000
+_MINUTES = 60
+_HOURS = 25  # the current hour and the 24 before it
+
+MISMATCH = "delivery_mismatch"
+LIMIT_HOUR = "limit_hour"
+LIMIT_DAY = "limit_day"
+
+
+def check_limits(max_hour_mu, max_day_mu):
+    """Refuse insulin limits out of range or out of order."""
+    if type(max_hour_mu) is not int or not (MAX_HOUR_MIN_MU <= max_hour_mu <= MAX_HOUR_MAX_MU):
+        raise Refused(
+            "max per hour is %s to %s" % (fmt_units(MAX_HOUR_MIN_MU), fmt_units(MAX_HOUR_MAX_MU))
+        )
+    if type(max_day_mu) is not int or not (MAX_DAY_MIN_MU <= max_day_mu <= MAX_DAY_MAX_MU):
+        raise Refused(
+            "max per day is %s to %s" % (fmt_units(MAX_DAY_MIN_MU), fmt_units(MAX_DAY_MAX_MU))
+        )
+    if max_day_mu < max_hour_mu:
+        raise Refused("max per day must be at least max per hour")
+
+
+class DeliveryMonitor:
+    """Counts what reached the motor and judges it.
+
+    Rolling windows are kept as step counts in minute buckets (the last hour) and hour
+    buckets (the last day). The day window spans the current hour plus the 24 before
+    it (24 to 25 h), so it can only over-count: a breach is never found late.
+    """
+
+    def __init__(self, mech, max_hour_mu=MAX_HOUR_DEFAULT_MU, max_day_mu=MAX_DAY_DEFAULT_MU):
+        self.mech = mech
+        check_limits(max_hour_mu, max_day_mu)
+        self.max_hour_mu = max_hour_mu
+        self.max_day_mu = max_day_mu
+        self.reported_steps = 0  # by the stepper, train by train (both directions)
+        self.counted_steps = 0  # by the independent pulse counter
+        self._minutes = [0] * _MINUTES
+        self._hours = [0] * _HOURS
+        self._minute = 0  # index of the current minute since start (absolute)
+        self._hour = 0
+
+    def set_limits(self, max_hour_mu, max_day_mu):
+        check_limits(max_hour_mu, max_day_mu)
+        self.max_hour_mu = max_hour_mu
+        self.max_day_mu = max_day_mu
+
+    # ----- pulses ---------------------------------------------------------------------
+
+    def reported(self, steps):
+        """The stepper says a train emitted ``steps`` steps."""
+        self.reported_steps += steps
+
+    def counted(self, steps):
+        """The pulse counter saw ``steps`` more rising edges on STEP."""
+        self.counted_steps += steps
+
+    def mismatch(self):
+        """Steps counted minus steps reported; 0 when the motor did what was recorded."""
+        return self.counted_steps - self.reported_steps
+
+    # ----- insulin into the body --------------------------------------------------------
+
+    def _roll(self, now_ms):
+        minute = now_ms // _MINUTE_MS
+        if minute != self._minute:
+            gap = minute - self._minute
+            if gap >= _MINUTES:
+                for i in range(_MINUTES):
+                    self._minutes[i] = 0
+            else:
+                for m in range(self._minute + 1, minute + 1):
+                    self._minutes[m % _MINUTES] = 0
+            self._minute = minute
+        hour = now_ms // _HOUR_MS
+        if hour != self._hour:
+            gap = hour - self._hour
+            if gap >= _HOURS:
+                for i in range(_HOURS):
+                    self._hours[i] = 0
+            else:
+                for h in range(self._hour + 1, hour + 1):
+                    self._hours[h % _HOURS] = 0
+            self._hour = hour
+
+    def delivered(self, now_ms, steps):
+        """``steps`` forward steps of therapy (basal or bolus) went to the body."""
+        self._roll(now_ms)
+        self._minutes[self._minute % _MINUTES] += steps
+        self._hours[self._hour % _HOURS] += steps
+
+    def hour_mu(self, now_ms):
+        self._roll(now_ms)
+        return self.mech.mu_for_steps(sum(self._minutes))
+
+    def day_mu(self, now_ms):
+        self._roll(now_ms)
+        return self.mech.mu_for_steps(sum(self._hours))
+
+    def headroom_mu(self, now_ms):
+        """Insulin that may still go out now without breaking a limit."""
+        hour_left = self.max_hour_mu - self.hour_mu(now_ms)
+        day_left = self.max_day_mu - self.day_mu(now_ms)
+        return hour_left if hour_left < day_left else day_left
+
+    def breach(self, now_ms):
+        """The fault code of a broken limit or a pulse mismatch, or None."""
+        if self.counted_steps != self.reported_steps:
+            return MISMATCH
+        if self.hour_mu(now_ms) > self.max_hour_mu:
+            return LIMIT_HOUR
+        if self.day_mu(now_ms) > self.max_day_mu:
+            return LIMIT_DAY
+        return None
