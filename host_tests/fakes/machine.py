@@ -643,9 +643,15 @@ class ADC:
         self._chan.source = fn
 
     def read_u16(self):
-        chan = self._chan
-        volts = chan.source() if chan.source is not None else chan.volts
-        raw = int(volts * 4095 / self.VREF + 0.5)
+        # The float model allocates; it belongs to the fake, so it runs with the heap
+        # unlocked when the code under test holds it locked (see irq.run_hard).
+        token = _irq.pause_heap_lock()
+        try:
+            chan = self._chan
+            volts = chan.source() if chan.source is not None else chan.volts
+            raw = int(volts * 4095 / self.VREF + 0.5)
+        finally:
+            _irq.resume_heap_lock(token)
         raw = 0 if raw < 0 else (4095 if raw > 4095 else raw)
         return (raw << 4) | (raw >> 8)
 
@@ -681,7 +687,12 @@ class PWM:
             self.duty_ns(duty_ns)
 
     def _record(self):
-        self.history.append((vclock.current().now_ns, self._freq, self._duty))
+        # The history belongs to the fake: kept with the heap unlocked (see irq.run_hard).
+        token = _irq.pause_heap_lock()
+        try:
+            self.history.append((vclock.current().now_ns, self._freq, self._duty))
+        finally:
+            _irq.resume_heap_lock(token)
 
     def freq(self, value=None):
         if value is None:
