@@ -1,0 +1,415 @@
+"""Byte formats of what the pump keeps on flash: checked text records and binary log records.
+
+Pure code, shared by the storage layer and the host tools. Two formats:
+
+* a *text record* (settings, therapy checkpoint): one header line
+  ``<magic> <version> <payload length> <crc32 as 8 lowercase hex digits>\\n`` then a
+  compact JSON payload. The CRC covers the header fields and the payload, and the
+  header must read back exactly as it was written, so a flipped bit anywhere, a
+  truncation, an empty file or a foreign file is refused with the reason.
+* a *log record*: ``LOG_RECORD_SIZE`` bytes packed with struct, one per event, each
+  with its own CRC32 (see ``encode_event``).
+"""
+
+import json
+import struct
+
+try:
+    from binascii import crc32 as _crc32_native
+
+    _NATIVE_CRC = True
+except ImportError:  # a port built without binascii: the bitwise fallback below
+    _NATIVE_CRC = False
+
+from pump.core import bolus as bolus_mod
+from pump.core.errors import Refused
+from pump.core.schedule import MAX_PROFILES, BasalProfile
+from pump.core.therapy import Settings
+
+_CRC_POLY = 0xEDB88320  # CRC-32 (IEEE 802.3), reflected, as zlib and binascii
+
+
+def crc32_bitwise(data, crc=0):
+    """CRC-32 of ``data`` continuing from ``crc``, one bit at a time (no table)."""
+    crc ^= 0xFFFFFFFF
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            if crc & 1:
+                crc = (crc >> 1) ^ _CRC_POLY
+            else:
+                crc >>= 1
+    return crc ^ 0xFFFFFFFF
+
+
+def crc32(data, crc=0):
+    """CRC-32 of ``data`` continuing from ``crc`` (binascii's when the port has it)."""
+    if _NATIVE_CRC:
+        return _crc32_native(data, crc) & 0xFFFFFFFF
+    return crc32_bitwise(data, crc)
+
+
+class CorruptRecord(Exception):
+    """Stored bytes that must not be trusted; ``str()`` says why."""
+
+
+# ----- text records ------------------------------------------------------------------------
+
+_MAX_HEADER = 64  # a header line is about 30 bytes; anything longer is not ours
+
+
+def _header(magic, version, length):
+    return "%s %d %d" % (magic, version, length)
+
+
+def encode_record(magic, version, payload):
+    """Header line + ``payload`` (bytes) as one checked text record."""
+    head = _header(magic, version, len(payload))
+    crc = crc32(payload, crc32(head.encode()))
+    return ("%s %08x\n" % (head, crc)).encode() + payload
+
+
+def decode_record(data, magic, max_version):
+    """Check a text record; return (version, payload bytes) or raise CorruptRecord."""
+    if not data:
+        raise CorruptRecord("empty file")
+    end = data.find(b"\n", 0, _MAX_HEADER)
+    if end < 0:
+        raise CorruptRecord("no header line")
+    try:
+        line = data[:end].decode()
+        parts = line.split(" ")
+        found_magic = parts[0]
+        version = int(parts[1])
+        length = int(parts[2])
+        stored_crc = parts[3]
+        exact = len(parts) == 4 and line == "%s %08x" % (
+            _header(found_magic, version, length),
+            int(stored_crc, 16),
+        )
+    except (ValueError, IndexError, UnicodeError):
+        exact = False
+    if not exact:
+        raise CorruptRecord("damaged header")
+    if found_magic != magic:
+        raise CorruptRecord("not a %s record (%s)" % (magic, found_magic[:12]))
+    if version < 1 or version > max_version:
+        raise CorruptRecord("version %d, this firmware reads 1 to %d" % (version, max_version))
+    payload = data[end + 1 :]
+    if len(payload) < length:
+        raise CorruptRecord("truncated: %d of %d payload bytes" % (len(payload), length))
+    if len(payload) > length:
+        raise CorruptRecord("%d bytes after the payload" % (len(payload) - length))
+    crc = crc32(payload, crc32(_header(magic, version, length).encode()))
+    if "%08x" % crc != stored_crc:
+        raise CorruptRecord("CRC mismatch")
+    return version, payload
+
+
+def encode_json_record(magic, version, obj):
+    return encode_record(magic, version, json.dumps(obj).encode())
+
+
+def decode_json_record(data, magic, max_version):
+    """Check a text record holding a JSON object; return (version, dict)."""
+    version, payload = decode_record(data, magic, max_version)
+    try:
+        obj = json.loads(payload)
+    except ValueError:
+        raise CorruptRecord("payload is not JSON")
+    if type(obj) is not dict:
+        raise CorruptRecord("payload is not an object")
+    return version, obj
+
+
+# ----- settings: a versioned record of named sections ----------------------------------------
+
+SETTINGS_MAGIC = "PUMPSET"
+SETTINGS_VERSION = 1
+
+
+class SettingsFormat:
+    """Settings as named sections, each with its own encoder and decoder.
+
+    ``add_section(name, encode, decode)``: ``encode(obj)`` returns a dict of JSON
+    values; ``decode(dict, unknown)`` returns the object, appends the names of keys
+    it does not know to ``unknown`` and raises CorruptRecord (or Refused) for a bad
+    value. A section without a decoder (written by newer firmware) is kept as its
+    raw dict, reported in ``unknown`` and written back unchanged on the next save.
+    """
+
+    def __init__(self, version=SETTINGS_VERSION, magic=SETTINGS_MAGIC):
+        self.version = version
+        self.magic = magic
+        self._sections = {}
+
+    def add_section(self, name, encode, decode):
+        self._sections[name] = (encode, decode)
+
+    def encode(self, values):
+        """``values``: section name -> object (or raw dict for a section we do not know)."""
+        out = {}
+        for name in values:
+            codec = self._sections.get(name)
+            obj = values[name]
+            out[name] = obj if codec is None else codec[0](obj)
+        return encode_json_record(self.magic, self.version, out)
+
+    def decode(self, data):
+        """Return (values, unknown) or raise CorruptRecord with the reason."""
+        _, obj = decode_json_record(data, self.magic, self.version)
+        values = {}
+        unknown = []
+        for name in obj:
+            codec = self._sections.get(name)
+            if codec is None:
+                values[name] = obj[name]
+                unknown.append(name)
+                continue
+            inner = []  # type: list[str]
+            try:
+                values[name] = codec[1](obj[name], inner)
+            except (Refused, KeyError, TypeError, ValueError, IndexError) as err:
+                raise CorruptRecord("section %s: %s" % (name, err))
+            for key in inner:
+                unknown.append(name + "." + key)
+        return values, unknown
+
+
+_THERAPY_KEYS = (
+    "max_bolus_mu",
+    "max_basal_mu_per_h",
+    "increment_mu",
+    "bolus_speed_mu_per_min",
+    "profiles",
+    "active_profile",
+)
+
+
+def encode_therapy(settings):
+    """Therapy ``Settings`` as a dict of JSON values."""
+    return {
+        "max_bolus_mu": settings.max_bolus_mu,
+        "max_basal_mu_per_h": settings.max_basal_mu_per_h,
+        "increment_mu": settings.increment_mu,
+        "bolus_speed_mu_per_min": settings.bolus_speed_mu_per_min,
+        "profiles": [[p.name, [list(seg) for seg in p.segments]] for p in settings.profiles],
+        "active_profile": settings.active_profile,
+    }
+
+
+def _int_in(d, key, low, high):
+    value = d[key]
+    if type(value) is not int or not (low <= value <= high):
+        raise CorruptRecord("%s out of range" % key)
+    return value
+
+
+def decode_therapy(d, unknown):
+    """Rebuild therapy ``Settings``, checking each value as the therapy commands do."""
+    s = Settings()
+    s.max_bolus_mu = _int_in(d, "max_bolus_mu", 1, bolus_mod.MAX_BOLUS_LIMIT_MU)
+    s.max_basal_mu_per_h = _int_in(d, "max_basal_mu_per_h", 1, 15_000)
+    s.increment_mu = _int_in(d, "increment_mu", 1, 1000)
+    if s.increment_mu not in bolus_mod.INCREMENT_CHOICES_MU:
+        raise CorruptRecord("increment_mu not a choice")
+    s.bolus_speed_mu_per_min = _int_in(
+        d, "bolus_speed_mu_per_min", bolus_mod.SPEED_STANDARD_MU_MIN, bolus_mod.SPEED_QUICK_MU_MIN
+    )
+    stored = d["profiles"]
+    if type(stored) is not list or not (1 <= len(stored) <= MAX_PROFILES):
+        raise CorruptRecord("profiles: 1 to %d expected" % MAX_PROFILES)
+    profiles = []
+    for name, segments in stored:
+        profiles.append(
+            BasalProfile(name, [(start, rate) for start, rate in segments], s.max_basal_mu_per_h)
+        )
+    s.profiles = profiles
+    s.active_profile = _int_in(d, "active_profile", 0, len(profiles) - 1)
+    for key in d:
+        if key not in _THERAPY_KEYS:
+            unknown.append(key)
+    return s
+
+
+def settings_format():
+    """The settings format with the sections this firmware knows (others add theirs)."""
+    fmt = SettingsFormat()
+    fmt.add_section("therapy", encode_therapy, decode_therapy)
+    return fmt
+
+
+# ----- binary event log records ---------------------------------------------------------------
+
+# seq u32, t_ms u32 (ms since boot, wraps after 49 days), wall_s u32 (0: clock not set),
+# type code u8, value count u8, short name 6 bytes (generic type only), 6 values i32, crc32 u32.
+LOG_FORMAT = "<IIIBB6s6i"
+LOG_VALUES = 6
+LOG_RECORD_SIZE = 48  # struct.calcsize(LOG_FORMAT) + 4 for the CRC
+_LOG_BODY = LOG_RECORD_SIZE - 4
+NO_VALUE = -0x80000000  # a field that was absent or could not be stored as a number
+_I32_MAX = 0x7FFFFFFF
+GENERIC_CODE = 255
+
+# Words that event text fields take, stored by index (text outside the list is not kept).
+WORDS = (
+    "normal",
+    "extended",
+    "dual",
+    "cancelled",
+    "suspended",
+    "basal",
+    "bolus",
+    "occlusion",
+    "reservoir_empty",
+    "battery",
+    "button",
+    "serial",
+    "reset",
+    "alarm",
+)
+
+# code, event type, fields in value order; "$name" is a word from WORDS.
+EVENT_TABLE = (
+    (1, "boot", ("nu_per_step", "reset_cause")),
+    (2, "delivery", ("$kind", "steps", "mu")),
+    (3, "basal_rate", ("rate_mu_per_h",)),
+    (4, "profile_selected", ("index",)),
+    (5, "profile_saved", ("index", "segments", "daily_mu")),
+    (
+        6,
+        "bolus_started",
+        ("$bolus", "requested_mu", "steps", "now_steps", "extended_steps", "extended_min"),
+    ),
+    (7, "bolus_finished", ("$bolus", "requested_mu", "steps", "delivered_mu")),
+    (
+        8,
+        "bolus_cancelled",
+        ("$bolus", "requested_mu", "steps", "delivered_mu", "not_delivered_mu", "$reason"),
+    ),
+    (9, "temp_basal_started", ("minutes", "percent", "rate_mu_per_h")),
+    (10, "temp_basal_cancelled", ("ran_min",)),
+    (11, "temp_basal_expired", ()),
+    (12, "suspended", ("basal_steps_not_given",)),
+    (13, "resumed", ("suspended_min", "suspended_ms", "basal_not_given_mu")),
+    (14, "refused", ()),
+    (
+        15,
+        "settings_changed",
+        (
+            "max_bolus_mu",
+            "max_basal_mu_per_h",
+            "increment_mu",
+            "bolus_speed_mu_per_min",
+        ),
+    ),
+    (16, "clock_set", ("ms_of_day",)),
+    (17, "alarm", ("code", "priority")),
+    (18, "alarm_ack", ("code",)),
+    (19, "alarm_cleared", ("code",)),
+    (20, "reset", ("cause", "rtc_lost")),
+    (21, "bolus_interrupted", ("$bolus", "requested_mu", "steps", "delivered_mu", "uncertain_mu")),
+    (22, "no_delivery", ("from_wall_s", "to_wall_s", "seconds")),
+    (23, "delivery_uncertain", ("steps", "mu")),
+)
+
+_BY_TYPE = {}
+_BY_CODE = {}
+for _entry in EVENT_TABLE:
+    _BY_TYPE[_entry[1]] = _entry
+    _BY_CODE[_entry[0]] = _entry
+
+
+def _as_value(value, word):
+    if word:
+        for i in range(len(WORDS)):
+            if WORDS[i] == value:
+                return i
+        return NO_VALUE
+    if value is True or value is False:
+        return 1 if value else 0
+    if type(value) is not int or value > _I32_MAX or value <= NO_VALUE:
+        return NO_VALUE
+    return value
+
+
+def encode_event(seq, t_ms, wall_s, etype, fields):
+    """One log record (``LOG_RECORD_SIZE`` bytes) for an event.
+
+    Known types keep the fields of their row in EVENT_TABLE; an unknown type is
+    stored with GENERIC_CODE, the first 6 bytes of its name and up to six numeric
+    fields in name order (read back as v0..v5).
+    """
+    values = [NO_VALUE] * LOG_VALUES
+    entry = _BY_TYPE.get(etype)
+    if entry is not None:
+        code = entry[0]
+        name = b""
+        names = entry[2]
+        for i in range(len(names)):
+            key = names[i]
+            word = key[0] == "$"
+            if word:
+                key = key[1:]
+            if key in fields:
+                values[i] = _as_value(fields[key], word)
+        count = len(names)
+    else:
+        code = GENERIC_CODE
+        name = etype.encode()[:6]
+        count = 0
+        for key in sorted(fields):
+            value = _as_value(fields[key], False)
+            if value != NO_VALUE and count < LOG_VALUES:
+                values[count] = value
+                count += 1
+    body = struct.pack(
+        LOG_FORMAT,
+        seq & 0xFFFFFFFF,
+        t_ms & 0xFFFFFFFF,
+        (wall_s or 0) & 0xFFFFFFFF,
+        code,
+        count,
+        name,
+        values[0],
+        values[1],
+        values[2],
+        values[3],
+        values[4],
+        values[5],
+    )
+    return body + struct.pack("<I", crc32(body))
+
+
+def decode_event(data, offset=0):
+    """Read one log record: (seq, t_ms, wall_s or None, etype, fields); raise CorruptRecord."""
+    if len(data) - offset < LOG_RECORD_SIZE:
+        raise CorruptRecord("torn record")
+    body = data[offset : offset + _LOG_BODY]
+    (stored,) = struct.unpack_from("<I", data, offset + _LOG_BODY)
+    if crc32(body) != stored:
+        raise CorruptRecord("CRC mismatch")
+    unpacked = struct.unpack(LOG_FORMAT, body)
+    seq, t_ms, wall_s, code, count, name = unpacked[:6]
+    values = unpacked[6:]
+    fields = {}
+    entry = _BY_CODE.get(code)
+    if entry is None:
+        if code != GENERIC_CODE or count > LOG_VALUES:
+            raise CorruptRecord("unknown type code %d" % code)
+        etype = name.rstrip(b"\0").decode()
+        for i in range(count):
+            fields["v%d" % i] = values[i]
+    else:
+        etype = entry[1]
+        names = entry[2]
+        for i in range(len(names)):
+            value = values[i]
+            if value == NO_VALUE:
+                continue
+            key = names[i]
+            if key[0] == "$":
+                fields[key[1:]] = WORDS[value] if 0 <= value < len(WORDS) else "?"
+            else:
+                fields[key] = value
+    return seq, t_ms, wall_s if wall_s else None, etype, fields

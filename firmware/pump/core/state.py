@@ -1,0 +1,342 @@
+"""Therapy checkpoint: what must survive a reset, when to write it, and how to recover from it.
+
+Pure code. The app fills a ``Checkpoint`` from its therapy state, the storage layer
+writes it (``pump.hal.storage``), ``CheckpointPolicy`` says when a write is due, and
+``plan_recovery`` turns what was found at boot into a ``RecoveryPlan``.
+
+In-flight rule: before the motor starts a pulse train that the last checkpoint does
+not already cover, the app writes a checkpoint whose ``in_flight_steps`` reserves that
+train (and, for a bolus, a bounded number of the steps that follow). After a reset
+the whole reservation counts as delivered: insulin on board is never under-reported
+(over-reported by at most the reservation) and the reservoir estimate errs low. The
+recovery plan records the size of that uncertainty in the event log.
+"""
+
+from pump.core.records import CorruptRecord, decode_json_record, encode_json_record
+
+CHECKPOINT_MAGIC = "PUMPCKP"
+CHECKPOINT_VERSION = 1
+MAX_RECENT_BOLUSES = 12  # enough for insulin on board over 8 h at typical use
+IOB_WINDOW_S = 8 * 3600  # boluses older than this no longer count
+
+# Alarm priorities and codes the recovery plan raises.
+HIGH = 2
+MEDIUM = 1
+ALARM_CHECK_SETTINGS = "check_settings"
+ALARM_SET_TIME = "set_time"
+ALARM_STATE_LOST = "state_lost"
+ALARM_SET_UP = "set_up"
+ALARM_BOLUS_INTERRUPTED = "bolus_interrupted"
+
+# Status of something loaded from flash.
+OK = "ok"
+MISSING = "missing"
+CORRUPT = "corrupt"
+
+
+class Checkpoint:
+    """The therapy state that must survive a reset. Integers: steps, mU, ms, seconds.
+
+    ``bolus``: None or dict with kind, requested_mu, steps (total), delivered_steps,
+    delivered_mu, start_wall_s. ``temp``: None or dict with kind, value, end_wall_s.
+    ``recent_boluses``: list of (wall_s, delivered_mu), oldest first, bounded.
+    ``wall_s`` is None when the clock was not set.
+    """
+
+    def __init__(self):
+        self.seq = 0  # set by the storage layer at each write
+        self.t_ms = 0
+        self.wall_s = None
+        self.reservoir_steps = 0
+        self.odometer_steps = 0
+        self.in_flight_steps = 0
+        self.in_flight_kind = None  # "basal" or "bolus"
+        self.bolus = None
+        self.temp = None
+        self.suspended = False
+        self.suspend_reason = None
+        self.suspended_wall_s = None
+        self.recent_boluses = []
+
+    def add_bolus(self, wall_s, delivered_mu):
+        """Remember a finished bolus for insulin on board, keeping the list bounded."""
+        self.recent_boluses.append((wall_s, delivered_mu))
+        while len(self.recent_boluses) > MAX_RECENT_BOLUSES:
+            self.recent_boluses.pop(0)
+
+    def to_dict(self):
+        return {
+            "seq": self.seq,
+            "t_ms": self.t_ms,
+            "wall_s": self.wall_s,
+            "reservoir_steps": self.reservoir_steps,
+            "odometer_steps": self.odometer_steps,
+            "in_flight_steps": self.in_flight_steps,
+            "in_flight_kind": self.in_flight_kind,
+            "bolus": self.bolus,
+            "temp": self.temp,
+            "suspended": self.suspended,
+            "suspend_reason": self.suspend_reason,
+            "suspended_wall_s": self.suspended_wall_s,
+            "recent_boluses": [list(b) for b in self.recent_boluses],
+        }
+
+    def encode(self):
+        return encode_json_record(CHECKPOINT_MAGIC, CHECKPOINT_VERSION, self.to_dict())
+
+
+def _num(d, key, optional=False):
+    value = d[key]
+    if value is None and optional:
+        return None
+    if type(value) is not int or value < 0:
+        raise CorruptRecord("%s is not a count" % key)
+    return value
+
+
+def decode_checkpoint(data):
+    """Rebuild a Checkpoint from its bytes, or raise CorruptRecord with the reason."""
+    _, d = decode_json_record(data, CHECKPOINT_MAGIC, CHECKPOINT_VERSION)
+    c = Checkpoint()
+    try:
+        c.seq = _num(d, "seq")
+        c.t_ms = _num(d, "t_ms")
+        c.wall_s = _num(d, "wall_s", True)
+        c.reservoir_steps = _num(d, "reservoir_steps")
+        c.odometer_steps = _num(d, "odometer_steps")
+        c.in_flight_steps = _num(d, "in_flight_steps")
+        c.in_flight_kind = d["in_flight_kind"]
+        c.bolus = d["bolus"]
+        if c.bolus is not None:
+            for key in ("requested_mu", "steps", "delivered_steps", "delivered_mu"):
+                _num(c.bolus, key)
+        c.temp = d["temp"]
+        c.suspended = d["suspended"] is True
+        c.suspend_reason = d["suspend_reason"]
+        c.suspended_wall_s = _num(d, "suspended_wall_s", True)
+        c.recent_boluses = [(int(b[0]), int(b[1])) for b in d["recent_boluses"]]
+    except (KeyError, TypeError, ValueError, IndexError):
+        raise CorruptRecord("checkpoint fields missing or mistyped")
+    return c
+
+
+class CheckpointPolicy:
+    """When the app must write a checkpoint.
+
+    * after any state change (bolus started, finished or cancelled, temp basal,
+      suspend, resume, reservoir change, clock set): at once (``changed()`` then
+      ``due()``);
+    * before a pulse train the last checkpoint does not cover (``before_train``):
+      the returned reservation goes in the checkpoint as ``in_flight_steps``;
+    * while delivering, at least every ``interval_ms`` so the odometer and the
+      reservoir on flash stay close to the motor.
+    ``bolus_reserve_steps`` bounds how far one bolus checkpoint reaches ahead: larger
+    means fewer writes, and more insulin counted as delivered after a reset.
+    """
+
+    def __init__(self, interval_ms=300_000, bolus_reserve_steps=340, basal_reserve_steps=64):
+        self.interval_ms = interval_ms
+        self.bolus_reserve_steps = bolus_reserve_steps
+        self.basal_reserve_steps = basal_reserve_steps
+        self.covered_steps = 0  # steps the last checkpoint's reservation still covers
+        self.covered_kind = None
+        self.last_write_ms = None
+        self._changed = True  # nothing written yet this boot
+
+    def changed(self):
+        """A state change happened: the next ``due`` says a write is needed."""
+        self._changed = True
+
+    def due(self, now_ms, delivering=False):
+        """True when a checkpoint (with no reservation) must be written now."""
+        if self._changed or self.last_write_ms is None:
+            return True
+        return delivering and now_ms - self.last_write_ms >= self.interval_ms
+
+    def before_train(self, now_ms, kind, steps, more_steps=0):
+        """Steps to reserve in a checkpoint written before this train, or 0 if none is due.
+
+        ``more_steps``: the rest of the bolus after this train; the reservation takes up
+        to ``bolus_reserve_steps`` in all. A basal reservation is ``basal_reserve_steps``.
+        """
+        if (
+            not self._changed
+            and self.last_write_ms is not None
+            and kind == self.covered_kind
+            and steps <= self.covered_steps
+            and now_ms - self.last_write_ms < self.interval_ms
+        ):
+            return 0
+        if kind == "bolus":
+            extra = self.bolus_reserve_steps - steps
+            if extra > more_steps:
+                extra = more_steps
+        else:
+            extra = self.basal_reserve_steps - steps  # basal goes on: reserve the bound
+        return steps + (extra if extra > 0 else 0)
+
+    def written(self, now_ms, in_flight_steps=0, kind=None):
+        """The app wrote a checkpoint reserving ``in_flight_steps`` of ``kind``."""
+        self.last_write_ms = now_ms
+        self.covered_steps = in_flight_steps
+        self.covered_kind = kind if in_flight_steps else None
+        self._changed = False
+
+    def train_done(self, steps):
+        """The motor emitted ``steps`` of the covered kind."""
+        self.covered_steps -= steps
+        if self.covered_steps < 0:
+            self.covered_steps = 0
+
+
+class RecoveryPlan:
+    """What the app does after a reset. Built by ``plan_recovery``.
+
+    deliver: basal may run now. alarms: (priority, code, text). events: (type,
+    fields) for the event log, in order. suspended / suspend_reason: the state to
+    restore. temp: None or (kind, value, end_wall_s) still running. interrupted_bolus:
+    None or the checkpoint's bolus dict with delivered amounts counted as delivered
+    (never resumed). recent_boluses: (wall_s, mU) for insulin on board.
+    reservoir_steps / odometer_steps: with the in-flight reservation counted.
+    """
+
+    def __init__(self):
+        self.deliver = False
+        self.alarms = []
+        self.events = []
+        self.use_factory_settings = False
+        self.offer_factory_settings = False
+        self.suspended = False
+        self.suspend_reason = None
+        self.temp = None
+        self.interrupted_bolus = None
+        self.recent_boluses = []
+        self.reservoir_steps = None
+        self.odometer_steps = 0
+        self.no_delivery_s = None
+        self.reset_cause = None
+
+
+def plan_recovery(
+    settings_status,
+    settings_reason,
+    checkpoint,
+    checkpoint_status,
+    reset_cause,
+    reset_names,
+    rtc_lost,
+    now_wall_s,
+    nu_per_step,
+):
+    """Decide what happens after a reset.
+
+    settings_status / checkpoint_status: OK, MISSING or CORRUPT (checkpoint None
+    unless OK). reset_cause: machine.reset_cause(); reset_names: {code: name} from
+    the app. rtc_lost: the wall clock restarted. now_wall_s: wall-clock seconds now
+    (None when unknown). nu_per_step converts steps to mU.
+    """
+    plan = RecoveryPlan()
+    plan.reset_cause = reset_names.get(reset_cause, "reset %d" % reset_cause)
+    plan.events.append(("reset", {"cause": reset_cause, "rtc_lost": bool(rtc_lost)}))
+    deliver = True
+
+    if settings_status != OK:
+        deliver = False
+        plan.offer_factory_settings = True
+        if settings_status == MISSING and checkpoint_status == MISSING:
+            plan.alarms.append((MEDIUM, ALARM_SET_UP, "Set up the pump"))
+        else:
+            why = settings_reason or "settings missing"
+            plan.alarms.append((HIGH, ALARM_CHECK_SETTINGS, "Check settings: " + why))
+
+    clock_ok = not rtc_lost and now_wall_s is not None
+    if not clock_ok:
+        deliver = False
+        plan.alarms.append((HIGH, ALARM_SET_TIME, "Set the time before basal resumes"))
+
+    c = checkpoint if checkpoint_status == OK else None
+    if c is None:
+        if checkpoint_status == CORRUPT or settings_status == OK:
+            deliver = False
+            plan.alarms.append(
+                (HIGH, ALARM_STATE_LOST, "Check reservoir and insulin on board")
+            )
+        plan.deliver = deliver
+        return plan
+
+    plan.reservoir_steps = c.reservoir_steps
+    plan.odometer_steps = c.odometer_steps
+    uncertain = c.in_flight_steps
+    if uncertain:
+        # Counted as delivered: IOB is never under-reported, the reservoir errs low.
+        plan.odometer_steps += uncertain
+        plan.reservoir_steps -= uncertain
+        if plan.reservoir_steps < 0:
+            plan.reservoir_steps = 0
+        plan.events.append(
+            (
+                "delivery_uncertain",
+                {"steps": uncertain, "mu": uncertain * nu_per_step // 1_000_000},
+            )
+        )
+
+    recent = list(c.recent_boluses)
+    bolus = c.bolus
+    if bolus is not None:
+        delivered = bolus["delivered_steps"]
+        bolus_uncertain = uncertain if c.in_flight_kind == "bolus" else 0
+        if delivered + bolus_uncertain > bolus["steps"]:
+            bolus_uncertain = bolus["steps"] - delivered
+        steps = delivered + bolus_uncertain
+        mu = steps * nu_per_step // 1_000_000
+        interrupted = dict(bolus)
+        interrupted["delivered_steps"] = steps
+        interrupted["delivered_mu"] = mu
+        plan.interrupted_bolus = interrupted
+        if mu > 0:
+            recent.append((bolus.get("start_wall_s") or c.wall_s or 0, mu))
+        plan.events.append(
+            (
+                "bolus_interrupted",
+                {
+                    "bolus": bolus.get("kind"),
+                    "requested_mu": bolus["requested_mu"],
+                    "steps": steps,
+                    "delivered_mu": mu,
+                    "uncertain_mu": bolus_uncertain * nu_per_step // 1_000_000,
+                },
+            )
+        )
+        plan.alarms.append(
+            (
+                HIGH,
+                ALARM_BOLUS_INTERRUPTED,
+                "Bolus stopped by a reset: %d of %d mU given" % (mu, bolus["requested_mu"]),
+            )
+        )
+
+    if clock_ok:
+        recent = [b for b in recent if now_wall_s - b[0] < IOB_WINDOW_S]
+    while len(recent) > MAX_RECENT_BOLUSES:
+        recent.pop(0)
+    plan.recent_boluses = recent
+
+    if c.wall_s is not None and clock_ok and now_wall_s >= c.wall_s:
+        plan.no_delivery_s = now_wall_s - c.wall_s
+        plan.events.append(
+            (
+                "no_delivery",
+                {"from_wall_s": c.wall_s, "to_wall_s": now_wall_s, "seconds": plan.no_delivery_s},
+            )
+        )
+
+    temp = c.temp
+    if temp is not None and clock_ok and temp["end_wall_s"] > now_wall_s:
+        plan.temp = (temp["kind"], temp["value"], temp["end_wall_s"])
+
+    if c.suspended:
+        plan.suspended = True
+        plan.suspend_reason = c.suspend_reason
+        deliver = False
+    plan.deliver = deliver
+    return plan
