@@ -282,6 +282,17 @@ def test_higher_priority_takes_over_at_once(clock):
         buzzer.play(7)
 
 
+def test_buzzer_follows_the_alarm_managers_level(clock):
+    pwm, buzzer = make_buzzer()
+    buzzer.follow(bz.MEDIUM)
+    assert buzzer.playing() == bz.MEDIUM
+    buzzer.follow(0)
+    assert buzzer.playing() is None and pwm.duty_u16() == 0
+    buzzer.beep()
+    buzzer.follow(0)  # no alarm: the click still plays
+    assert buzzer.update(0) == 30
+
+
 def test_key_beep_is_short_and_never_covers_an_alarm(clock):
     pwm, buzzer = make_buzzer()
     assert buzzer.beep()

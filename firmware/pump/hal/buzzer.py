@@ -82,6 +82,14 @@ class Buzzer:
             return
         self._begin(priority, _PATTERNS[priority], True, self.alarm_hz)
 
+    def follow(self, level):
+        """Play what the alarm manager asks for (AlarmManager.sound(now): 0 is silence); a
+        beep or the self-test tone in progress is left to finish."""
+        if level:
+            self.play(level)
+        elif self._sound > 0:
+            self.stop()
+
     def beep(self):
         """A short click for key feedback; ignored while an alarm sounds. True if it beeps."""
         if self._sound > 0:
