@@ -2,7 +2,17 @@
 
 from support import raises
 
-from pump.core.battery import DEPLETED, LOW, MAX_INTERVAL_MS, OK, STATE_NAMES, BatteryMonitor
+from pump.core.battery import (
+    ALKALINE_3AA,
+    DEPLETED,
+    LIPO_1S,
+    LOW,
+    MAX_INTERVAL_MS,
+    OK,
+    STATE_NAMES,
+    BatteryMonitor,
+    monitor_for_board,
+)
 from pump.core.errors import ConfigError
 
 # 3 x AA alkaline on VSYS (see the board file's BATTERY).
@@ -109,3 +119,16 @@ def test_settings_are_checked():
     raises(ConfigError, BatteryMonitor, 3600, 3300, 100, 3, MAX_INTERVAL_MS + 1)
     raises(ConfigError, BatteryMonitor, 3600, 3300, 100, 3, 60_000, 70_000)
     assert STATE_NAMES[DEPLETED] == "depleted"
+
+
+def test_monitor_from_the_board_file():
+    m = monitor_for_board(ALKALINE_3AA)
+    assert (m.low_mv, m.depleted_mv, m.hysteresis_mv) == (3600, 3300, 100)
+    assert monitor_for_board(LIPO_1S).low_mv == 3500
+    m = monitor_for_board({"low_mv": 3500, "depleted_mv": 3200, "interval_ms": 30_000})
+    assert m.interval_ms == 30_000 and m.hysteresis_mv == 100
+    err = raises(ConfigError, monitor_for_board, {"low_mv": 3600, "depleted": 3300})
+    assert "'depleted'" in str(err)
+    raises(ConfigError, monitor_for_board, {"low_mv": 3.6, "depleted_mv": 3300})
+    raises(ConfigError, monitor_for_board, {"low_mv": 3600, "depleted_mv": 3300,
+                                            "interval_ms": 600_000})

@@ -18,6 +18,34 @@ DEFAULT_CONFIRM_INTERVAL_MS = 5_000
 DEFAULT_CONFIRM_READINGS = 3
 
 
+# Thresholds at VSYS for the two usual supplies (board file key BATTERY):
+# 3 x AA alkaline: 4.5-4.8 V new; 1.2 V a cell (3.6 V) leaves roughly a tenth of
+# the charge at small loads, 1.1 V a cell (3.3 V) is the usual end of life.
+ALKALINE_3AA = {"low_mv": 3600, "depleted_mv": 3300, "hysteresis_mv": 100}
+# 1-cell LiPo: 4.2 V full, 3.7 V nominal; the discharge curve falls steeply below
+# 3.5 V, and stopping at 3.3 V stays clear of the protection cut-off (2.5-3.0 V).
+LIPO_1S = {"low_mv": 3500, "depleted_mv": 3300, "hysteresis_mv": 100}
+_BOARD_KEYS = ("low_mv", "depleted_mv", "hysteresis_mv", "interval_ms")
+
+
+def monitor_for_board(battery):
+    """A BatteryMonitor from a board file's BATTERY dict; ConfigError names a bad key."""
+    for key in battery:
+        if key not in _BOARD_KEYS:
+            raise ConfigError(
+                "board BATTERY: unknown key %r (known: %s)" % (key, ", ".join(_BOARD_KEYS))
+            )
+    for key in ("low_mv", "depleted_mv"):
+        if type(battery.get(key)) is not int:
+            raise ConfigError("board BATTERY[%r] must be an int (mV)" % key)
+    return BatteryMonitor(
+        battery["low_mv"],
+        battery["depleted_mv"],
+        battery.get("hysteresis_mv", 100),
+        interval_ms=battery.get("interval_ms", DEFAULT_INTERVAL_MS),
+    )
+
+
 class BatteryMonitor:
     """Turns battery readings (mV) into state changes, with hysteresis and confirmation.
 

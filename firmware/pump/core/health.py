@@ -31,7 +31,10 @@ def reset_cause_name(code):
 
 
 def was_watchdog_reset(code):
-    """True when the last reset was the watchdog's (a hung job or a hung main loop)."""
+    """True when the last reset was the watchdog's (a hung job or a hung main loop).
+
+    On the rp2 port machine.reset() also restarts through the watchdog and reads
+    back as WDT_RESET: mark a deliberate reset (in storage) before making it."""
     return code == WDT_RESET
 
 
