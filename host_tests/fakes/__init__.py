@@ -8,13 +8,14 @@ Each fake is a top-level module in this directory (`vclock`, `irq`,
 `machine`, `rp2`, `micropython`, `devices`) so the same files import under
 real MicroPython with the directory on sys.path. After install() they are
 also reachable as `fakes.vclock`, `fakes.machine`, ... (the same objects).
+`framebuf` is a CPython stand-in only: under MicroPython the builtin one is used.
 """
 
 import os
 import sys
 
 DIR = os.path.dirname(os.path.abspath(__file__))
-MODULES = ("vclock", "irq", "micropython", "machine", "rp2", "devices")
+MODULES = ("vclock", "irq", "micropython", "machine", "rp2", "devices", "framebuf")
 
 
 def _is_fake(module):
