@@ -207,10 +207,16 @@ def test_an_unresponsive_display_raises_oserror_and_recovers_after_init(clock):
     oled, device = make_display()
     oled.init_display()
     draw_status(oled)
+    frame = bytes(oled.buffer)
     device.unresponsive = True
     with pytest.raises(OSError) as failure:
         oled.show()
     assert failure.value.errno == errno.EIO
+    device.unresponsive = False
+    device.fail_after = 2  # the window and page 2 go through, page 3 fails
+    with pytest.raises(OSError):
+        oled.show(2, 4)
+    assert bytes(oled.buffer) == frame  # the control byte borrowed for page 3 was put back
     with pytest.raises(OSError):
         oled.init_display()
     # Its supply dropped out meanwhile: registers back to reset, panel dark.

@@ -51,6 +51,7 @@ class SSD1306Device:
     def __init__(self, external_vcc=False):
         self.external_vcc = external_vcc  # a module with its own panel supply needs no pump
         self.unresponsive = False  # fault injection: every transfer fails like a missing ACK
+        self.fail_after = -1  # fault injection: unresponsive after this many more transfers
         self.gddram = bytearray(WIDTH * PAGES)  # in segment order: [page * 128 + segment]
         self.transfers = 0
         self.bytes_received = 0  # after the I2C address byte, over all transfers
@@ -89,8 +90,13 @@ class SSD1306Device:
     # ----- the I2C device protocol ---------------------------------------------------------
 
     def write(self, data):
+        if self.fail_after == 0:
+            self.unresponsive = True
+            self.fail_after = -1
         if self.unresponsive:
             raise OSError(errno.EIO, "EIO")
+        if self.fail_after > 0:
+            self.fail_after -= 1
         self.transfers += 1
         self.bytes_received += len(data)
         i = 0

@@ -6,8 +6,8 @@ so a missing or dead display is an alarm, not a pump that cannot boot. Every bus
 error (no ACK) propagates as ``OSError``; the app raises its display alarm and
 calls ``init_display()`` again later, which also re-sends the frame.
 
-``show()`` allocates nothing: the frame, the command buffers and the I2C write
-vectors are all made once here.
+``show()`` allocates nothing: the frame, the command buffers and the page views
+are all made once here, and every transfer is one buffer passed to ``writeto``.
 
 Cost of a full redraw at 400 kHz, 9 clocks per byte (8 bits and the ACK):
 the address window is one transfer of 8 bytes (I2C address, control byte 0x00,
@@ -62,7 +62,14 @@ class SSD1306(framebuf.FrameBuffer):
         self.height = height
         self.pages = height // 8
         self.external_vcc = external_vcc
-        self.buffer = bytearray(self.pages * width)
+        # One buffer for the control byte 0x40 and the frame behind it, so a redraw is a
+        # single-buffer writeto(): the rp2 port copies the parts of a writevto() into a
+        # temporary heap buffer first (mp_machine_i2c_transfer_adaptor).
+        size = self.pages * width
+        self._transfer = bytearray(1 + size)
+        self._transfer[0] = _CONTROL_DATA
+        whole = memoryview(self._transfer)
+        self.buffer = whole[1:]
         super().__init__(self.buffer, width, height, framebuf.MONO_VLSB)
         self._command = bytearray(2)  # control byte, command
         self._command[0] = _CONTROL_COMMANDS
@@ -71,12 +78,9 @@ class SSD1306(framebuf.FrameBuffer):
         self._window = bytearray(
             (_CONTROL_COMMANDS, _SET_COLUMN_ADDR, 0, width - 1, _SET_PAGE_ADDR, 0, self.pages - 1)
         )
-        # I2C write vectors: control byte 0x40, then the whole frame or one page of it.
-        data = bytes((_CONTROL_DATA,))
-        frame = memoryview(self.buffer)
-        self._frame_vector = [data, frame]
-        self._page_vectors = [
-            [data, frame[page * width : (page + 1) * width]] for page in range(self.pages)
+        # Page p goes out from the byte before it, which holds 0x40 during the transfer.
+        self._page_transfers = [
+            whole[page * width : (page + 1) * width + 1] for page in range(self.pages)
         ]
         self._init_sequence = bytes(
             (
@@ -131,11 +135,18 @@ class SSD1306(framebuf.FrameBuffer):
         window[6] = last_page
         self.i2c.writeto(self.addr, window)
         if first_page == 0 and last_page == last:
-            self.i2c.writevto(self.addr, self._frame_vector)
-        else:
-            # The address pointer carries on across transfers inside the window.
-            for page in range(first_page, last_page + 1):
-                self.i2c.writevto(self.addr, self._page_vectors[page])
+            self.i2c.writeto(self.addr, self._transfer)
+            return
+        # The address pointer carries on across transfers inside the window.
+        transfer = self._transfer
+        for page in range(first_page, last_page + 1):
+            at = page * self.width
+            kept = transfer[at]  # the last byte of the page above (or the 0x40 itself)
+            transfer[at] = _CONTROL_DATA
+            try:
+                self.i2c.writeto(self.addr, self._page_transfers[page])
+            finally:
+                transfer[at] = kept
 
     def poweroff(self):
         """Panel dark (sleep mode, about 10 uA); the GDDRAM keeps the frame."""
