@@ -7,6 +7,7 @@ random fuzz, and returns the figures.
 
 import os
 import random
+import re
 import time
 import zlib
 
@@ -226,3 +227,14 @@ if __name__ == "__main__":
 
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 10_000
     print(json.dumps(run_fuzz(n), indent=1))
+
+
+def test_frames_quoted_in_the_protocol_document_carry_their_real_crc():
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs",
+                        "protocol.md")
+    with open(path) as f:
+        text = f.read()
+    frames = re.findall(r"^`?(\d+ [a-z_]+[^`\n]* \*[0-9a-f]{8})`?\.?$", text, re.MULTILINE)
+    assert len(frames) >= 3
+    for line in frames:
+        assert _intact_lines(line.encode() + b"\n"), line
