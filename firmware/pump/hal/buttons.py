@@ -10,7 +10,11 @@ from pump.core.keys import BACK, DOWN, OK, UP
 
 
 class Buttons:
-    """UP, DOWN, OK and BACK on input Pins with pull-ups; a key down pulls its pin low."""
+    """UP, DOWN, OK and BACK on input Pins with pull-ups; a key down pulls its pin low.
+
+    The board file builds the Pins: ``Pin(gpio, Pin.IN, Pin.PULL_UP)`` (the RP2040's
+    internal pull-ups, about 50 kOhm, are enough for buttons to GND on short leads).
+    """
 
     def __init__(self, up, down, ok, back):
         self._up = up
