@@ -148,6 +148,21 @@ def test_corrupt_settings_file_is_reported_with_the_reason():
     assert store.settings.load().reason == "empty file"
 
 
+def test_every_flipped_bit_of_a_settings_file_is_refused():
+    fs, store = _storage()
+    store.settings.save({"therapy": Settings()})
+    data = fs.files["settings.rec"]
+    assert len(data) < 400
+    buf = bytearray(data)
+    for i in range(len(buf)):
+        for bit in range(8):
+            buf[i] ^= 1 << bit
+            fs.files["settings.rec"] = bytes(buf)
+            loaded = store.settings.load()
+            assert loaded.status == CORRUPT and loaded.reason, (i, bit)
+            buf[i] ^= 1 << bit
+
+
 def test_settings_save_replaces_the_file_by_rename():
     fs, store = _storage()
     store.settings.save({"therapy": _settings()})

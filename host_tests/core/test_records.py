@@ -47,20 +47,17 @@ def test_settings_round_trip_keeps_every_therapy_setting():
     assert s.active_profile == 1
 
 
-def test_every_flipped_bit_of_a_settings_file_is_refused():
+def test_every_flipped_bit_of_a_settings_header_is_refused():
+    # The whole file, every bit, is in test_storage.py (CPython): 1600 decodes are
+    # more garbage than the host MicroPython's heap takes without a collection.
     fmt = settings_format()
     data = fmt.encode({"therapy": Settings()})
-    assert len(data) < 400
+    header = data.find(b"\n") + 1
     buf = bytearray(data)
-    for i in range(len(buf)):
+    for i in list(range(header)) + [header + 7, len(data) // 2, len(data) - 1]:
         for bit in range(8):
             buf[i] ^= 1 << bit
-            try:
-                fmt.decode(bytes(buf))
-            except CorruptRecord:
-                pass
-            else:
-                raise AssertionError("flip of bit %d in byte %d not detected" % (bit, i))
+            raises(CorruptRecord, fmt.decode, bytes(buf))
             buf[i] ^= 1 << bit
 
 

@@ -138,7 +138,7 @@ class FlashFile:
 
     def readline(self):
         self._live()
-        end = self.buf.find(b"\n", self.pos)
+        end = bytes(self.buf).find(b"\n", self.pos)
         end = len(self.buf) if end < 0 else end + 1
         return self.read(end - self.pos)
 
