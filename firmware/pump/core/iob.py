@@ -34,7 +34,7 @@ HOUR_MS = 3_600_000
 DIA_MIN_MS = 3 * HOUR_MS  # the range of durations of insulin action a pump offers
 DIA_MAX_MS = 8 * HOUR_MS
 # The exponential curves need td > 2 * tp to exist at all and are only meaningful well
-# beyond that; oref0 refuses them below 5 h, and so does this pump.
+# beyond that; oref0 raises a shorter setting to 5 h, this pump refuses it.
 DIA_EXPONENTIAL_MIN_MS = 5 * HOUR_MS
 DIA_STEP_MS = 30 * MIN_MS
 DEFAULT_DIA_MS = 6 * HOUR_MS  # Loop's duration for both presets
