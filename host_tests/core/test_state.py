@@ -132,10 +132,23 @@ def test_policy_reserves_a_bounded_run_of_bolus_trains():
 
 
 def test_policy_a_train_of_another_kind_needs_its_own_checkpoint():
-    policy = CheckpointPolicy(basal_reserve_steps=64)
+    policy = CheckpointPolicy(basal_reserve_steps=400)
     policy.written(0, 340, "bolus")
-    assert policy.before_train(0, "basal", 3) == 64
+    # Basal reserves what the next 5 minutes accrue (170 steps at 3 U/h), within its bound.
+    assert policy.before_train(0, "basal", 3, more_steps=170) == 173
+    assert policy.before_train(0, "basal", 3, more_steps=5000) == 400
     assert policy.before_train(0, "bolus", 8) == 0
+
+
+def test_a_full_checkpoint_fits_inline_in_littlefs_metadata():
+    c = _bolus_running(_checkpoint(), 99_999, 340)
+    c.seq = 10**6
+    c.odometer_steps = 10**9
+    c.suspend_reason = "occlusion"
+    c.suspended_wall_s = T0
+    for i in range(MAX_RECENT_BOLUSES):
+        c.add_bolus(T0 + i, 25_000)
+    assert len(c.encode()) <= 512
 
 
 def test_recovery_resumes_basal_and_records_the_gap_and_the_cause():

@@ -34,8 +34,10 @@ _S_IFREG = 0x8000
 
 PICO_FS_BYTES = 848 * 1024  # the littlefs partition assumed for a 2 MB Pico
 BLOCK = 4096
-PROG = 32  # MicroPython's VfsLfs2 default progsize
-INLINE_MAX = 128  # files up to the cache size live in the metadata log
+PROG = 256  # the rp2 port mounts littlefs with progsize=256 (its flash programs pages)
+# Files up to this size live inline in the directory's metadata log: littlefs's
+# default inline limit, min(cache 4 x 256, 1022, block / 8).
+INLINE_MAX = 512
 _ENTRY = 40  # metadata bytes one commit of one entry costs (tag, name, struct, CRC)
 
 

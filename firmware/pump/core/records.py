@@ -106,8 +106,15 @@ def decode_record(data, magic, max_version):
     return version, payload
 
 
+def _compact_json(obj):
+    try:
+        return json.dumps(obj, separators=(",", ":"))
+    except TypeError:  # a MicroPython without the separators argument
+        return json.dumps(obj)
+
+
 def encode_json_record(magic, version, obj):
-    return encode_record(magic, version, json.dumps(obj).encode())
+    return encode_record(magic, version, _compact_json(obj).encode())
 
 
 def decode_json_record(data, magic, max_version):

@@ -16,7 +16,7 @@ from pump.core.records import CorruptRecord, decode_json_record, encode_json_rec
 
 CHECKPOINT_MAGIC = "PUMPCKP"
 CHECKPOINT_VERSION = 1
-MAX_RECENT_BOLUSES = 12  # enough for insulin on board over 8 h at typical use
+MAX_RECENT_BOLUSES = 10  # insulin on board looks back 8 h: 6 boluses a day fit easily
 IOB_WINDOW_S = 8 * 3600  # boluses older than this no longer count
 
 # Alarm priorities and codes the recovery plan raises.
@@ -65,24 +65,35 @@ class Checkpoint:
             self.recent_boluses.pop(0)
 
     def to_dict(self):
+        """The record's content, with short keys so it stays inline in littlefs (< 512 B)."""
+        bolus = self.bolus
+        temp = self.temp
+        flat = []
+        for b in self.recent_boluses:
+            flat.append(b[0])
+            flat.append(b[1])
         return {
-            "seq": self.seq,
-            "t_ms": self.t_ms,
-            "wall_s": self.wall_s,
-            "reservoir_steps": self.reservoir_steps,
-            "odometer_steps": self.odometer_steps,
-            "in_flight_steps": self.in_flight_steps,
-            "in_flight_kind": self.in_flight_kind,
-            "bolus": self.bolus,
-            "temp": self.temp,
-            "suspended": self.suspended,
-            "suspend_reason": self.suspend_reason,
-            "suspended_wall_s": self.suspended_wall_s,
-            "recent_boluses": [list(b) for b in self.recent_boluses],
+            "q": self.seq,
+            "t": self.t_ms,
+            "w": self.wall_s,
+            "r": self.reservoir_steps,
+            "o": self.odometer_steps,
+            "f": self.in_flight_steps,
+            "fk": self.in_flight_kind,
+            "b": None if bolus is None else [bolus[k] for k in _BOLUS_KEYS],
+            "tb": None if temp is None else [temp[k] for k in _TEMP_KEYS],
+            "s": self.suspended,
+            "sr": self.suspend_reason,
+            "sw": self.suspended_wall_s,
+            "rb": flat,
         }
 
     def encode(self):
         return encode_json_record(CHECKPOINT_MAGIC, CHECKPOINT_VERSION, self.to_dict())
+
+
+_BOLUS_KEYS = ("kind", "requested_mu", "steps", "delivered_steps", "delivered_mu", "start_wall_s")
+_TEMP_KEYS = ("kind", "value", "end_wall_s")
 
 
 def _num(d, key, optional=False):
@@ -94,27 +105,39 @@ def _num(d, key, optional=False):
     return value
 
 
+def _keyed(values, keys):
+    if values is None:
+        return None
+    if len(values) != len(keys):
+        raise CorruptRecord("wrong number of fields")
+    out = {}
+    for i in range(len(keys)):
+        out[keys[i]] = values[i]
+    return out
+
+
 def decode_checkpoint(data):
     """Rebuild a Checkpoint from its bytes, or raise CorruptRecord with the reason."""
     _, d = decode_json_record(data, CHECKPOINT_MAGIC, CHECKPOINT_VERSION)
     c = Checkpoint()
     try:
-        c.seq = _num(d, "seq")
-        c.t_ms = _num(d, "t_ms")
-        c.wall_s = _num(d, "wall_s", True)
-        c.reservoir_steps = _num(d, "reservoir_steps")
-        c.odometer_steps = _num(d, "odometer_steps")
-        c.in_flight_steps = _num(d, "in_flight_steps")
-        c.in_flight_kind = d["in_flight_kind"]
-        c.bolus = d["bolus"]
+        c.seq = _num(d, "q")
+        c.t_ms = _num(d, "t")
+        c.wall_s = _num(d, "w", True)
+        c.reservoir_steps = _num(d, "r")
+        c.odometer_steps = _num(d, "o")
+        c.in_flight_steps = _num(d, "f")
+        c.in_flight_kind = d["fk"]
+        c.bolus = _keyed(d["b"], _BOLUS_KEYS)
         if c.bolus is not None:
             for key in ("requested_mu", "steps", "delivered_steps", "delivered_mu"):
                 _num(c.bolus, key)
-        c.temp = d["temp"]
-        c.suspended = d["suspended"] is True
-        c.suspend_reason = d["suspend_reason"]
-        c.suspended_wall_s = _num(d, "suspended_wall_s", True)
-        c.recent_boluses = [(int(b[0]), int(b[1])) for b in d["recent_boluses"]]
+        c.temp = _keyed(d["tb"], _TEMP_KEYS)
+        c.suspended = d["s"] is True
+        c.suspend_reason = d["sr"]
+        c.suspended_wall_s = _num(d, "sw", True)
+        flat = d["rb"]
+        c.recent_boluses = [(int(flat[i]), int(flat[i + 1])) for i in range(0, len(flat) - 1, 2)]
     except (KeyError, TypeError, ValueError, IndexError):
         raise CorruptRecord("checkpoint fields missing or mistyped")
     return c
@@ -134,7 +157,7 @@ class CheckpointPolicy:
     means fewer writes, and more insulin counted as delivered after a reset.
     """
 
-    def __init__(self, interval_ms=300_000, bolus_reserve_steps=340, basal_reserve_steps=64):
+    def __init__(self, interval_ms=300_000, bolus_reserve_steps=340, basal_reserve_steps=400):
         self.interval_ms = interval_ms
         self.bolus_reserve_steps = bolus_reserve_steps
         self.basal_reserve_steps = basal_reserve_steps
@@ -156,8 +179,9 @@ class CheckpointPolicy:
     def before_train(self, now_ms, kind, steps, more_steps=0):
         """Steps to reserve in a checkpoint written before this train, or 0 if none is due.
 
-        ``more_steps``: the rest of the bolus after this train; the reservation takes up
-        to ``bolus_reserve_steps`` in all. A basal reservation is ``basal_reserve_steps``.
+        ``more_steps``: steps of the same kind expected soon after: the rest of the
+        bolus, or the basal steps the next ``interval_ms`` accrues at the current rate.
+        The reservation takes as many of them as the kind's bound allows.
         """
         if (
             not self._changed
@@ -167,12 +191,10 @@ class CheckpointPolicy:
             and now_ms - self.last_write_ms < self.interval_ms
         ):
             return 0
-        if kind == "bolus":
-            extra = self.bolus_reserve_steps - steps
-            if extra > more_steps:
-                extra = more_steps
-        else:
-            extra = self.basal_reserve_steps - steps  # basal goes on: reserve the bound
+        bound = self.bolus_reserve_steps if kind == "bolus" else self.basal_reserve_steps
+        extra = bound - steps
+        if extra > more_steps:
+            extra = more_steps
         return steps + (extra if extra > 0 else 0)
 
     def written(self, now_ms, in_flight_steps=0, kind=None):
