@@ -23,6 +23,8 @@ def _settings():
     s.increment_mu = 25
     s.profiles.append(BasalProfile("Sport", [(0, 500), (14, 650), (40, 300)], 3_000))
     s.active_profile = 1
+    s.max_hour_mu = 9_000
+    s.auto_off_h = 0
     return s
 
 
@@ -45,6 +47,8 @@ def test_settings_round_trip_keeps_every_therapy_setting():
     assert [p.name for p in s.profiles] == ["Standard", "Sport"]
     assert s.profiles[1].segments == [(0, 500), (14, 650), (40, 300)]
     assert s.active_profile == 1
+    assert (s.max_hour_mu, s.auto_off_h) == (9_000, 0)
+    assert s.max_day_mu == Settings().max_day_mu
 
 
 def test_every_flipped_bit_of_a_settings_header_is_refused():

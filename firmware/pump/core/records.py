@@ -183,6 +183,9 @@ class SettingsFormat:
         return values, unknown
 
 
+# Safety settings kept in Settings and checked by the modules that use them: stored
+# as non-negative integers; the owning module validates its own range when applied.
+_SAFETY_KEYS = ("max_hour_mu", "max_day_mu", "low_reservoir_mu", "auto_off_h")
 _THERAPY_KEYS = (
     "max_bolus_mu",
     "max_basal_mu_per_h",
@@ -190,12 +193,12 @@ _THERAPY_KEYS = (
     "bolus_speed_mu_per_min",
     "profiles",
     "active_profile",
-)
+) + _SAFETY_KEYS
 
 
 def encode_therapy(settings):
     """Therapy ``Settings`` as a dict of JSON values."""
-    return {
+    out = {
         "max_bolus_mu": settings.max_bolus_mu,
         "max_basal_mu_per_h": settings.max_basal_mu_per_h,
         "increment_mu": settings.increment_mu,
@@ -203,6 +206,10 @@ def encode_therapy(settings):
         "profiles": [[p.name, [list(seg) for seg in p.segments]] for p in settings.profiles],
         "active_profile": settings.active_profile,
     }
+    for key in _SAFETY_KEYS:
+        if hasattr(settings, key):
+            out[key] = getattr(settings, key)
+    return out
 
 
 def _int_in(d, key, low, high):
@@ -233,6 +240,9 @@ def decode_therapy(d, unknown):
         )
     s.profiles = profiles
     s.active_profile = _int_in(d, "active_profile", 0, len(profiles) - 1)
+    for key in _SAFETY_KEYS:
+        if key in d:  # absent in a file from before the key existed: the factory value
+            setattr(s, key, _int_in(d, key, 0, 0x3FFFFFFF))
     for key in d:
         if key not in _THERAPY_KEYS:
             unknown.append(key)
