@@ -43,11 +43,20 @@ class SimPump:
     the stepper driver model on the real STEP/DIR/EN pins: the physical truth.
     """
 
-    def __init__(self, board="pico_default", settings=None, start_ms_of_day=0, event_capacity=64):
+    def __init__(
+        self,
+        board="pico_default",
+        settings=None,
+        start_ms_of_day=0,
+        event_capacity=64,
+        prepare_board=None,
+    ):
         fakes.reset()
         self.clock = vclock.current()
         self.board_module = load_board_module(board)
         self.board = self.board_module.build()
+        if prepare_board is not None:
+            prepare_board(self.board)  # a test's wiring change, before the firmware starts
         pins = self.board_module.PINS
         mech = self.board_module.MECHANICS
         self.driver = StepperDriverModel(

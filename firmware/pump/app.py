@@ -12,6 +12,7 @@ Concurrency, declared up front:
 import machine
 
 from pump.core import alarms as al
+from pump.core import bolus as bolus_mod
 from pump.core import events as ev
 from pump.core import reservoir as res
 from pump.core.alarms import AlarmManager
@@ -62,6 +63,10 @@ class App:
         self._motion = None  # [kind, part, steps left, steps/s, forward] of a non-therapy move
         self._moved = 0  # steps of the current non-therapy move so far
         self._stepper = board.stepper
+        # Fills and back-offs run at the quick bolus speed (15 U/min) or the motor's limit.
+        self._prime_sps = min(
+            mech.steps_per_s_for_mu_per_min(bolus_mod.SPEED_QUICK_MU_MIN), mech.max_step_rate
+        )
         self._basal_timer = board.basal_timer
         self._wake_timer = board.wake_timer
         self._basal_last = self._last_ticks
@@ -153,10 +158,12 @@ class App:
         self._collect_train(now)
         self._pump_basal(now)
         self._check_safety(now)
-        while self._inbox:
-            action = self._inbox.pop(0)
-            action(self)
+        if self._inbox:
+            while self._inbox:
+                action = self._inbox.pop(0)
+                action(self)
             now = self.now_ms()
+            self._check_safety(now)
         self._dispatch(now)
         self._update_sound(now)
 
@@ -350,7 +357,7 @@ class App:
             if limit_ok and self.alarms.find(code) is not None:
                 self.alarms.clear(now, code)
         self._check_reservoir(now)
-        for code in self.alarms.tick(now, self.therapy.suspended_at is not None):
+        for code in self.alarms.tick(now, self.therapy.suspended_at):
             if al.stops_delivery(code):
                 self.fault(code)
 
@@ -557,7 +564,7 @@ class App:
             raise self.therapy.refuse(now, "fill", "the motor is busy")
         steps = self.board.mechanics.steps_for_mu(mu, 0)[0]
         self._moved = 0
-        self._motion = [PRIME, part, steps, self.therapy._bolus_sps, True]
+        self._motion = [PRIME, part, steps, self._prime_sps, True]
 
     def back_off(self, steps):
         """Move the plunger back ``steps`` to relieve pressure (the occlusion response)."""
@@ -568,4 +575,4 @@ class App:
             self.alarms.clear(self._now_ms, al.OCCLUSION)
             return
         self._moved = 0
-        self._motion = [BACKOFF, 0, steps, self.therapy._bolus_sps, False]
+        self._motion = [BACKOFF, 0, steps, self._prime_sps, False]

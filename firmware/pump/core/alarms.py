@@ -184,13 +184,16 @@ class AlarmManager:
 
     # ----- time ----------------------------------------------------------------------------
 
-    def tick(self, now_ms, suspended):
-        """Reminders and the auto-off timer; returns codes newly raised (for the app)."""
+    def tick(self, now_ms, suspended_since):
+        """Reminders and the auto-off timer; returns codes newly raised (for the app).
+
+        ``suspended_since``: when delivery was suspended (ms), or None while delivering.
+        """
         raised = []
-        if suspended:
+        if suspended_since is not None:
             if self._next_reminder_ms is None:
-                self._next_reminder_ms = now_ms + SUSPEND_REMINDER_MS
-            elif now_ms >= self._next_reminder_ms:
+                self._next_reminder_ms = suspended_since + SUSPEND_REMINDER_MS
+            if now_ms >= self._next_reminder_ms:
                 self._next_reminder_ms = now_ms + SUSPEND_REMINDER_MS
                 alarm = self.find(SUSPENDED)
                 if alarm is None:
