@@ -87,7 +87,7 @@ class Keypad:
         self._down_at = [0, 0, 0, 0]  # per key: time the press was debounced
         self._next_repeat = [0, 0, 0, 0]
         self._last_ms = None
-        self._queue = [None] * self.queue_size
+        self._queue: list = [None] * self.queue_size
         self._head = 0
         self._count = 0
         self.dropped = 0  # events lost to a full queue (the main loop fell behind)
