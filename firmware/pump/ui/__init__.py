@@ -1,0 +1,1 @@
+"""The pump's screens and menus, driven by the four keys and drawn on a 128x64 framebuf."""

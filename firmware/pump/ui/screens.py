@@ -1,0 +1,285 @@
+"""The building blocks of every workflow: menus, value editors, confirm and message screens,
+the home screen and the alarm screen."""
+
+from pump.core import keys
+from pump.ui import text
+from pump.ui import widgets as w
+
+PRESS = keys.PRESS
+REPEAT = keys.REPEAT
+LONG = keys.LONG
+UP = keys.UP
+DOWN = keys.DOWN
+OK = keys.OK
+BACK = keys.BACK
+
+BOLUS_REFRESH_MS = 1000  # the progress bar moves while a bolus runs
+BUSY_REFRESH_MS = 500  # a screen waiting for the motor looks again this often
+
+
+class Screen:
+    """One screen: answers keys and draws itself. ``name`` is what screen_name() reports."""
+
+    name = "screen"
+
+    def key(self, ui, kind, key, step):
+        if kind == PRESS and key == BACK:
+            ui.pop()
+
+    def draw(self, ui, p, now):
+        pass
+
+    def refresh_at(self, ui, now):
+        """When this screen must be drawn again by itself (absolute ms), or None."""
+        return None
+
+
+class Menu(Screen):
+    """A list of (label, action(ui)) items; UP/DOWN move, OK runs the action, BACK leaves."""
+
+    def __init__(self, name, title, items):
+        self.name = name
+        self.title = title
+        self.labels = [item[0] for item in items]
+        self.actions = [item[1] for item in items]
+        self.selected = 0
+        self.top = 0
+
+    def key(self, ui, kind, key, step):
+        if kind == PRESS or kind == REPEAT:
+            if key == UP and self.selected > 0:
+                self.selected -= 1
+            elif key == DOWN and self.selected < len(self.labels) - 1:
+                self.selected += 1
+            elif key == OK and kind == PRESS:
+                self.actions[self.selected](ui)
+            elif key == BACK and kind == PRESS:
+                ui.pop()
+            self.top = w.scroll_top(self.selected, self.top)
+
+    def draw(self, ui, p, now):
+        p.title(self.title)
+        p.list_rows(self.labels, self.selected, self.top)
+
+
+class Editor(Screen):
+    """Enter a number between ``lo`` and ``hi`` in ``step``s; it stops at a limit and says so.
+
+    UP/DOWN change the value by ``step`` times the key's repeat multiplier (1, 10, 100).
+    With ``choices`` the value is an index into them and ``fmt`` formats the choice.
+    ``on_ok(ui, value)`` receives the value (or the choice).
+    """
+
+    def __init__(self, name, title, value, lo, hi, step, fmt, on_ok, choices=None, note=""):
+        self.name = name
+        self.title = title
+        self.lo = lo
+        self.hi = hi
+        self.step = step
+        self.fmt = fmt
+        self.on_ok = on_ok
+        self.choices = choices
+        self.note = note
+        self.limit = None  # why the value stopped, while it sits at a limit
+        self.value = lo if value < lo else hi if value > hi else value
+
+    def current(self):
+        if self.choices is not None:
+            return self.choices[self.value]
+        return self.value
+
+    def shown(self):
+        return self.fmt(self.current())
+
+    def change(self, direction, multiplier):
+        value = self.value + direction * self.step * multiplier
+        self.limit = None
+        if value > self.hi:
+            value = self.hi
+            self.limit = "max " + self.fmt(self.choices[value] if self.choices else value)
+        elif value < self.lo:
+            value = self.lo
+            self.limit = "min " + self.fmt(self.choices[value] if self.choices else value)
+        self.value = value
+
+    def key(self, ui, kind, key, step):
+        if kind == PRESS or kind == REPEAT:
+            if key == UP:
+                self.change(1, step)
+            elif key == DOWN:
+                self.change(-1, step)
+            elif key == OK and kind == PRESS:
+                self.on_ok(ui, self.current())
+            elif key == BACK and kind == PRESS:
+                ui.pop()
+
+    def draw(self, ui, p, now):
+        p.title(self.title)
+        shown = self.shown()
+        if len(shown) * 16 <= w.WIDTH:
+            p.center(shown, 22, 2)
+        else:
+            p.center(shown, 26)
+        if self.note:
+            p.center(self.note, 42)
+        if self.limit is not None:
+            p.text(self.limit, 1, 55, True)
+        else:
+            p.text("UP/DN  OK  BACK", 4, 55)
+
+
+class Confirm(Screen):
+    """The second step of every change: shows the change; OK does it, BACK leaves.
+
+    ``lines``: up to 5 texts; one starting with '!' is a warning, drawn lit.
+    ``action(ui)`` returns None or the App's refusal, shown as a message.
+    """
+
+    def __init__(self, name, title, lines, action, done=None, ok_text="OK=yes BACK=no"):
+        self.name = name
+        self.title = title
+        self.lines = lines
+        self.action = action
+        self.done = done
+        self.ok_text = ok_text
+
+    def key(self, ui, kind, key, step):
+        if kind != PRESS:
+            return
+        if key == OK:
+            reason = self.action(ui)
+            if reason is not None:
+                ui.refused(reason)
+            elif self.done is not None:
+                self.done(ui)
+            else:
+                ui.home()
+        elif key == BACK:
+            ui.pop()
+
+    def draw(self, ui, p, now):
+        p.title(self.title)
+        y = 12
+        for line in self.lines:
+            if line and line[0] == "!":
+                p.text(line[1:], 1, y, True)
+            else:
+                p.text(line, 1, y)
+            y += 9
+        p.text(self.ok_text, 0, 56)
+
+
+class Message(Screen):
+    """A text to read (a refusal, a result); OK or BACK goes back."""
+
+    name = "message"
+
+    def __init__(self, title, message, name="message", back_home=False):
+        self.name = name
+        self.title = title
+        self.lines = text.wrap(message, text.COLUMNS, 5)
+        self.back_home = back_home
+
+    def key(self, ui, kind, key, step):
+        if kind == PRESS and (key == OK or key == BACK):
+            if self.back_home:
+                ui.home()
+            else:
+                ui.pop()
+
+    def draw(self, ui, p, now):
+        p.title(self.title)
+        y = 12
+        for line in self.lines:
+            p.text(line, 0, y)
+            y += 9
+        p.right("OK", 56)
+
+
+class Home(Screen):
+    """Time, state, basal rate, insulin on board, reservoir and battery at a glance."""
+
+    name = "home"
+
+    def key(self, ui, kind, key, step):
+        if kind != PRESS:
+            return
+        if key == BACK and ui.app.therapy.bolus is not None:
+            from pump.ui import flows
+
+            flows.offer_cancel_bolus(ui)
+        elif ui.locked:
+            ui.flash("Locked: BACK+OK")
+        elif key == OK:
+            from pump.ui import flows
+
+            flows.main_menu(ui)
+
+    def draw(self, ui, p, now):
+        app = ui.app
+        therapy = app.therapy
+        p.big(text.hhmm(therapy.ms_of_day(now)), 0, 0, 2)
+        level = ui.battery() if ui.battery is not None else None
+        p.right("--" if level is None else "%d%%" % level, 0)
+        if ui.locked:
+            p.right("key", 8)
+        bolus = therapy.bolus
+        shown_alarm = app.alarms.shown(now)
+        if shown_alarm is not None:
+            p.text("ALARM", 1, 19, True)
+        elif therapy.suspended_at is not None:
+            p.text("SUSPENDED", 1, 19, True)
+        elif bolus is not None:
+            steps = bolus.steps
+            done = bolus.delivered_steps
+            mech = therapy.mech
+            p.text("Bolus " + text.units(mech.mu_for_steps(done)) + "/" + text.units(
+                bolus.requested_mu), 0, 19)
+            p.progress(0, 57, w.WIDTH, 7, done, steps)
+        else:
+            p.text("Delivering", 0, 19)
+        temp = therapy.temp
+        label = "Basal T" if temp is not None and therapy.suspended_at is None else "Basal  "
+        p.text(label + text.units(therapy.rate(now)), 0, 28)
+        if ui.iob is not None:
+            p.text("IOB    " + text.units(ui.iob.iob_mu(now)), 0, 37)
+        else:
+            p.text("IOB    --", 0, 37)
+        p.text("Res    " + text.units(app.reservoir.remaining_mu()), 0, 46)
+        if bolus is None:
+            p.text("OK=menu" if not ui.locked else "locked", 0, 56)
+
+    def refresh_at(self, ui, now):
+        if ui.app.therapy.bolus is not None:
+            return now + BOLUS_REFRESH_MS
+        # The clock: the next minute of the time of day.
+        return now + 60_000 - ui.app.therapy.ms_of_day(now) % 60_000
+
+
+class AlarmScreen(Screen):
+    """An alarm over any screen, in large letters; OK acknowledges it."""
+
+    name = "alarm"
+
+    def __init__(self, alarm):
+        self.alarm = alarm
+        self.lines = text.wrap(alarm_message(alarm.code), text.COLUMNS, 3)
+
+    def key(self, ui, kind, key, step):
+        if kind == PRESS and key == OK:
+            ui.app.acknowledge(self.alarm.code)
+            ui.pop()
+
+    def draw(self, ui, p, now):
+        p.center("ALARM", 0, 2)
+        y = 20
+        for line in self.lines:
+            p.text(line, 0, y)
+            y += 9
+        p.text("OK=acknowledge", 0, 56, True)
+
+
+def alarm_message(code):
+    from pump.core import alarms
+
+    return alarms.message(code)

@@ -1,0 +1,69 @@
+"""Short texts for a 16-character screen line: units, rates, times, durations, wrapping."""
+
+COLUMNS = 16  # 8x8 font on 128 pixels
+
+
+def units(mu):
+    """Milliunits as units with two decimals, no unit: 2500 -> '2.50'."""
+    sign = ""
+    if mu < 0:
+        sign = "-"
+        mu = -mu
+    return "%s%d.%02d" % (sign, mu // 1000, (mu % 1000) // 10)
+
+
+def units_u(mu):
+    """Milliunits with the unit: 2500 -> '2.50 U'."""
+    return units(mu) + " U"
+
+
+def rate(mu_per_h):
+    """A rate in mU/h: 800 -> '0.80 U/h'."""
+    return units(mu_per_h) + " U/h"
+
+
+def hhmm(ms_of_day):
+    """Time of day from ms since midnight: '07:05'."""
+    minutes = (ms_of_day // 60_000) % 1440
+    return "%02d:%02d" % (minutes // 60, minutes % 60)
+
+
+def slot(slot_index):
+    """A half-hour slot of the day as HH:MM."""
+    return "%02d:%02d" % (slot_index // 2, (slot_index % 2) * 30)
+
+
+def duration(ms):
+    """A duration in hours and minutes: 5_400_000 -> '1:30 h'."""
+    minutes = ms // 60_000
+    return "%d:%02d h" % (minutes // 60, minutes % 60)
+
+
+def percent(value):
+    return "%d %%" % value
+
+
+def speed(mu_per_min):
+    """A bolus speed: 1500 -> '1.5 U/min'."""
+    return "%d.%d U/min" % (mu_per_min // 1000, (mu_per_min % 1000) // 100)
+
+
+def wrap(text, width=COLUMNS, max_lines=6):
+    """Split ``text`` into lines of at most ``width`` characters at spaces."""
+    lines = []
+    for word in text.split(" "):
+        while len(word) > width:
+            if lines and len(lines[-1]) + 1 < width:
+                room = width - len(lines[-1]) - 1
+                lines[-1] = lines[-1] + " " + word[:room]
+                word = word[room:]
+            else:
+                lines.append(word[:width])
+                word = word[width:]
+        if not word:
+            continue
+        if lines and len(lines[-1]) + 1 + len(word) <= width:
+            lines[-1] = lines[-1] + " " + word
+        else:
+            lines.append(word)
+    return lines[:max_lines]

@@ -1,0 +1,259 @@
+"""The screens on their own: formatting, drawing helpers, the value editor's limits, the home
+screen, redraw timing; and the rig the workflow tests drive the screens with."""
+
+import framebuf
+
+import frames
+from pump.core import alarms as al
+from pump.core import keys
+from pump.core.schedule import BasalProfile
+from pump.core.therapy import Settings
+from pump.ui import text, widgets
+from pump.ui.ui import Ui
+from pumpsim import SimPump
+
+MIN = 60_000
+HOUR = 3_600_000
+
+
+def pump_settings(rate=800, **extra):
+    s = Settings()
+    s.profiles = [BasalProfile("Standard", [(0, rate)], s.max_basal_mu_per_h)]
+    for key, value in extra.items():
+        setattr(s, key, value)
+    return s
+
+
+def _without_pressure(board):
+    # The screens are under test here, not the occlusion detector: no force readings.
+    for name in ("force_sensor", "pressure", "occlusion", "load_cell"):
+        if getattr(board, name, None) is not None:
+            setattr(board, name, None)
+
+
+class Rig:
+    """A SimPump with the screens on a framebuf; keys pressed in virtual time.
+
+    ``press`` counts as a press of the person's way through the menus; ``enter`` is value
+    entry (not counted). After each key the frame is redrawn and read back as pixels.
+    """
+
+    def __init__(self, settings=None, calculator=None, iob=None, battery=None, ms_of_day=8 * HOUR):
+        self.sim = SimPump(
+            settings=settings or pump_settings(),
+            start_ms_of_day=ms_of_day,
+            prepare_board=_without_pressure,
+        )
+        self.buf = bytearray(128 * 64 // 8)
+        self.fb = framebuf.FrameBuffer(self.buf, 128, 64, framebuf.MONO_VLSB)
+        self.ui = Ui(self.sim.app, self.fb, calculator, iob, battery)
+        self.presses = 0
+        self.redraw()
+
+    @property
+    def app(self):
+        return self.sim.app
+
+    def run(self, ms):
+        self.sim.run_until(self.sim.now_ms() + ms)
+        self.redraw()
+
+    def key(self, key, kind=keys.PRESS, step=1, gap_ms=300):
+        self.sim.run_until(self.sim.now_ms() + gap_ms)
+        self.ui.handle((kind, key, step), self.sim.now_ms())
+        self.redraw()
+
+    def press(self, key, kind=keys.PRESS):
+        self.presses += 1
+        self.key(key, kind)
+
+    def enter(self, key, times=1, step=1):
+        """Value entry: ``times`` presses (step 1) or held repeats (step 10, 100)."""
+        kind = keys.PRESS if step == 1 else keys.REPEAT
+        for _ in range(times):
+            self.key(key, kind, step, gap_ms=100)
+
+    def redraw(self):
+        self.ui.draw(self.sim.now_ms())
+        self.pixels = frames.fb_pixels(self.fb, 128, 64)
+
+    def shows(self, words, scale=1):
+        if scale != 1:
+            return bool(find_big_text(self.pixels, words, scale))
+        return frames.has_text(self.pixels, words) or frames.has_text(self.pixels, words, True)
+
+    def screen(self):
+        return self.ui.screen_name()
+
+    def dump(self):
+        return "screen %r:\n%s" % (self.screen(), "\n".join(read_lines(self.pixels)))
+
+    def events(self, etype=None):
+        return [(t, e, f) for _seq, t, e, f in self.sim.events if etype is None or e == etype]
+
+    def therapy_events(self):
+        therapy = {
+            "bolus_started", "bolus_cancelled", "temp_basal_started", "temp_basal_cancelled",
+            "suspended", "resumed", "profile_selected", "profile_saved", "settings_changed",
+            "clock_set", "reservoir_loaded", "primed",
+        }
+        return [e for _t, e, _f in self.events() if e in therapy]
+
+
+# ----- reading text back from the pixels -----
+
+
+def _glyphs():
+    table = {}
+    for code in range(33, 127):
+        for inverted in (False, True):
+            rows = frames.text_pixels(chr(code), inverted)
+            table[tuple(sum(p << x for x, p in enumerate(row)) for row in rows)] = chr(code)
+    return table
+
+
+_GLYPHS = None
+
+
+def read_lines(pixels):
+    """The texts drawn at 8x8 (lit or on a lit bar), as 'x,y: text', by matching glyphs."""
+    global _GLYPHS
+    if _GLYPHS is None:
+        _GLYPHS = _glyphs()
+    masks = [sum(p << x for x, p in enumerate(row)) for row in pixels]
+    width = len(pixels[0])
+    found = []
+    for y in range(len(pixels) - 7):
+        x = 0
+        while x <= width - 8:
+            run = ""
+            cx = x
+            while cx <= width - 8:
+                cell = tuple((masks[y + j] >> cx) & 0xFF for j in range(8))
+                ch = _GLYPHS.get(cell)
+                if ch is None:
+                    if cell == (0,) * 8 or cell == (0xFF,) * 8:
+                        ch = " "
+                    else:
+                        break
+                if ch == " " and not run:
+                    break
+                run += ch
+                cx += 8
+            run = run.rstrip()
+            if len(run) >= 2:
+                found.append("%d,%d: %s" % (x, y, run))
+                x = cx
+            else:
+                x += 1
+    return found
+
+
+def find_big_text(pixels, words, scale):
+    """Where ``words`` is drawn at ``scale`` times the 8x8 font (dark background)."""
+    small = frames.text_pixels(words)
+    big = [[p for p in row for _ in range(scale)] for row in small for _ in range(scale)]
+    needle = [sum(p << x for x, p in enumerate(row)) for row in big]
+    width = len(big[0])
+    cell = (1 << width) - 1
+    screen = [sum(p << x for x, p in enumerate(row)) for row in pixels]
+    hits = []
+    for y in range(len(pixels) - len(big) + 1):
+        for x in range(len(pixels[0]) - width + 1):
+            if all((screen[y + j] >> x) & cell == needle[j] for j in range(len(big))):
+                hits.append((x, y))
+    return hits
+
+
+# ----- tests -----
+
+
+def test_text_formats_units_rates_times_and_wraps_at_spaces():
+    assert text.units_u(2500) == "2.50 U"
+    assert text.units(-350) == "-0.35"
+    assert text.rate(800) == "0.80 U/h"
+    assert text.hhmm(7 * HOUR + 5 * MIN + 59_999) == "07:05"
+    assert text.duration(90 * MIN) == "1:30 h"
+    assert text.speed(1500) == "1.5 U/min"
+    lines = text.wrap("only 3200 mU left in the reservoir and a verylongwordthatdoesnotfit")
+    assert all(len(line) <= 16 for line in lines)
+    assert lines[0] == "only 3200 mU"
+    assert "".join(lines).replace(" ", "").endswith("verylongwordthatdoesnotfit")
+
+
+def test_big_text_is_the_font_scaled_with_filled_squares():
+    fb = framebuf.FrameBuffer(bytearray(1024), 128, 64, framebuf.MONO_VLSB)
+    painter = widgets.Painter(fb)
+    painter.big("12:34", 3, 5, 2)
+    pixels = frames.fb_pixels(fb, 128, 64)
+    assert find_big_text(pixels, "12:34", 2) == [(3, 5)]
+    assert sum(map(sum, pixels)) == 4 * sum(map(sum, frames.text_pixels("12:34")))
+
+
+def test_progress_bar_fills_in_proportion():
+    fb = framebuf.FrameBuffer(bytearray(1024), 128, 64, framebuf.MONO_VLSB)
+    widgets.Painter(fb).progress(0, 50, 102, 6, 1, 4)
+    row = frames.fb_pixels(fb, 128, 64)[52]
+    assert sum(row[1:101]) == 25  # a quarter of the 100 inner columns
+
+
+def test_home_shows_time_basal_reservoir_and_battery_dashes_until_wired():
+    rig = Rig(ms_of_day=7 * HOUR + 5 * MIN)
+    assert rig.screen() == "home"
+    assert rig.shows("07:05", scale=2), rig.dump()
+    assert rig.shows("--")
+    assert rig.shows("Basal  0.80"), rig.dump()
+    assert rig.shows("Delivering")
+    assert rig.shows("IOB    --")
+    assert rig.shows("Res    " + text.units(rig.app.reservoir.remaining_mu()))
+    rig.ui.battery = lambda: 85
+    rig.redraw()
+    assert rig.shows("85%")
+
+
+def test_home_redraws_at_the_next_minute_and_every_second_during_a_bolus():
+    rig = Rig(ms_of_day=8 * HOUR + 59_000)
+    now = rig.sim.now_ms()
+    assert rig.ui.next_redraw_ms(now) == now + 1000  # 08:00:59 -> 08:01:00
+    rig.app.bolus("normal", 1000)
+    assert rig.ui.next_redraw_ms(now) == now + 1000
+    rig.ui.handle((keys.PRESS, keys.UP, 1), now)
+    assert rig.ui.needs_redraw and rig.ui.next_redraw_ms(now) == now
+
+
+def test_editor_stops_at_the_max_bolus_and_says_why():
+    rig = Rig(settings=pump_settings(max_bolus_mu=2000))
+    rig.press(keys.OK)
+    rig.press(keys.OK)
+    assert rig.screen() == "bolus amount"
+    rig.enter(keys.UP, 5, step=10)  # 0.05 + 25 x 0.05 U, far past 2 U
+    assert rig.shows("2.00 U", scale=2), rig.dump()
+    assert rig.shows("max 2.00 U"), rig.dump()
+    rig.enter(keys.DOWN)
+    assert rig.shows("1.95 U", scale=2) and not rig.shows("max 2.00 U")
+    rig.enter(keys.DOWN, 3, step=100)
+    assert rig.shows("min 0.05 U"), rig.dump()
+
+
+def test_every_key_press_restarts_the_auto_off_timer():
+    rig = Rig()
+    rig.run(HOUR)
+    rig.key(keys.UP)
+    assert rig.app.alarms.last_interaction_ms == rig.sim.now_ms()
+
+
+def test_an_alarm_appears_over_any_screen_and_the_key_that_meets_it_does_not_act():
+    rig = Rig()
+    rig.press(keys.OK)
+    rig.press(keys.OK)  # the bolus editor
+    rig.app.alarms.raise_alarm(rig.sim.now_ms(), al.RESERVOIR_LOW, remaining_mu=19_000)
+    assert rig.ui.next_redraw_ms(rig.sim.now_ms()) == rig.sim.now_ms()
+    rig.redraw()
+    assert rig.screen() == "alarm"
+    assert rig.shows("ALARM", scale=2) and rig.shows("Reservoir low"), rig.dump()
+    rig.press(keys.OK)
+    assert [f["code"] for _t, f in [(t, f) for t, _e, f in rig.events("alarm_ack")]] == [
+        al.RESERVOIR_LOW
+    ]
+    assert rig.screen() == "bolus amount"  # back where the person was
+
