@@ -207,6 +207,9 @@ class BgEditor(Editor):
             return
         Editor.change(self, direction, multiplier)
 
+    def shown(self):
+        return self.fmt_bg(self.value)
+
     def current(self):
         if self.value <= self.skip:
             return None
@@ -537,12 +540,12 @@ RESUME = 6
 DONE = 7
 _STEP_TEXT = (
     "",
-    "Suspend delivery",
-    "Rewind pusher",
+    "Suspend",
+    "Rewind",
     "Load reservoir",
     "Fill tubing",
     "Fill cannula",
-    "Resume delivery",
+    "Resume",
     "Change done",
 )
 
@@ -630,10 +633,7 @@ class ReservoirChange(Screen):
                        100, res.IN_USE)
         elif step == RESUME:
             def resume(ui):
-                reason = ui.app.resume()
-                if reason is None:
-                    self.cannula_done = False
-                return reason
+                return ui.app.resume()
 
             ui.push(Confirm("confirm resume", title, ["Resume delivery?"], resume, done=_pop))
         else:
@@ -658,16 +658,15 @@ class ReservoirChange(Screen):
         app = ui.app
         busy = self.busy(app)
         step = self.step(app)
-        p.title("Reservoir change")
+        if busy:
+            p.title("Motor running..")
+        elif step == DONE:
+            p.title(_STEP_TEXT[DONE])
+        else:
+            p.title("Reservoir %d/6" % step)
         for i in range(1, DONE):
             mark = ">" if i == step else ("+" if i < step else " ")
-            p.text(mark + _STEP_TEXT[i], 0, 2 + i * 8 + 1)
-        if busy:
-            p.text("Motor running..", 0, 56, True)
-        elif step == DONE:
-            p.text(_STEP_TEXT[DONE], 0, 56, True)
-        else:
-            p.text("OK=next BACK=out", 0, 56)
+            p.text(mark + _STEP_TEXT[i], 0, 10 + (i - 1) * 9)
 
     def refresh_at(self, ui, now):
         if self.waiting_for is not None:
@@ -700,10 +699,10 @@ def _mu(f, key):
 
 _EVENT_TEXT = {
     "boot": "Start",
-    "basal_rate": lambda f: "Basal " + _mu(f, "rate_mu_per_h"),
-    "bolus_started": lambda f: "Bolus " + _mu(f, "requested_mu"),
-    "bolus_finished": lambda f: "Bol ok " + _mu(f, "delivered_mu"),
-    "bolus_cancelled": lambda f: "Bol stop " + _mu(f, "delivered_mu"),
+    "basal_rate": lambda f: "Rate " + _mu(f, "rate_mu_per_h"),
+    "bolus_started": lambda f: "Bol " + _mu(f, "requested_mu"),
+    "bolus_finished": lambda f: "Done " + _mu(f, "delivered_mu"),
+    "bolus_cancelled": lambda f: "Stop " + _mu(f, "delivered_mu"),
     "temp_basal_started": lambda f: "Temp " + (
         "%d%%" % f["percent"] if "percent" in f else _mu(f, "rate_mu_per_h")),
     "temp_basal_cancelled": "Temp cancel",
@@ -720,7 +719,7 @@ _EVENT_TEXT = {
     "alarm_ack": lambda f: "ack " + str(f.get("code", "")),
     "fault": lambda f: "Stop " + str(f.get("code", "")),
     "reservoir_rewound": "Rewound",
-    "reservoir_loaded": lambda f: "Load " + _mu(f, "volume_mu"),
+    "reservoir_loaded": lambda f: "Load %d U" % (f.get("volume_mu", 0) // 1000),
     "primed": lambda f: "Fill " + str(f.get("part", "")),
 }
 
@@ -732,7 +731,7 @@ def history(ui):
     details = []
     for i in range(len(events) - 1, -1, -1):  # newest first
         event = events[i]
-        lines.append(event_line(app.therapy, event)[: text.COLUMNS])
+        lines.append(event_line(app.therapy, event)[: text.COLUMNS - 1])
         details.append(event)
     if not lines:
         lines.append("(no events)")

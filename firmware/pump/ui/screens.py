@@ -164,7 +164,7 @@ class Confirm(Screen):
             if line and line[0] == "!":
                 p.text(line[1:], 1, y, True)
             else:
-                p.text(line, 1, y)
+                p.text(line, 0, y)
             y += 9
         p.text(self.ok_text, 0, 56)
 

@@ -1,0 +1,346 @@
+"""Each workflow walked by key events against a SimPump: what the therapy did and what the
+screen showed."""
+
+import machine
+import pytest
+
+from pump.core import events as ev
+from pump.core import keys
+from pump.core import reservoir as res
+from pump.core.calculator import CalculatorSettings
+from pump.core.schedule import TEMP_PERCENT
+from test_ui import MIN, Rig
+
+OK = keys.OK
+BACK = keys.BACK
+UP = keys.UP
+DOWN = keys.DOWN
+
+
+def calculator_settings():
+    # 15 g/U, 50 mg/dL per U, target 100 to 120 mg/dL all day.
+    return CalculatorSettings([(0, 150)], [(0, 50)], [(0, 100, 120)])
+
+
+@pytest.mark.slow
+def test_normal_bolus_takes_four_presses_plus_the_amount():
+    rig = Rig()
+    rig.press(OK)  # the menu, 'Bolus' first
+    assert rig.shows("Bolus"), rig.dump()
+    rig.press(OK)  # the amount
+    rig.enter(UP, 49)  # 0.05 U + 49 x 0.05 U
+    assert rig.shows("2.50 U", scale=2), rig.dump()
+    rig.press(OK)  # the confirm screen shows the change
+    assert rig.screen() == "confirm bolus" and rig.shows("Bolus 2.50 U"), rig.dump()
+    assert rig.events(ev.BOLUS_STARTED) == []
+    rig.press(OK)
+    assert rig.presses <= 4
+    ((_t, _e, started),) = rig.events(ev.BOLUS_STARTED)
+    assert started["bolus"] == "normal" and started["requested_mu"] == 2500
+    rig.run(5000)
+    assert rig.screen() == "home" and rig.shows("/2.50"), rig.dump()  # 'Bolus x.xx/2.50'
+    rig.run(3 * MIN)
+    ((_t, _e, finished),) = rig.events(ev.BOLUS_FINISHED)
+    assert finished["requested_mu"] == 2500
+    assert rig.shows("Delivering")
+
+
+@pytest.mark.slow
+def test_extended_and_dual_wave_bolus():
+    rig = Rig()
+    rig.press(OK)
+    rig.enter(DOWN)  # 'Ext/dual bolus'
+    rig.press(OK)
+    rig.press(OK)  # 'Extended'
+    rig.enter(UP, 19)  # 1.00 U
+    rig.press(OK)
+    assert rig.shows("2:00 h", scale=2), rig.dump()
+    rig.enter(DOWN, 2)  # 1:00 h
+    rig.press(OK)
+    assert rig.shows("Extended 1.00 U") and rig.shows("over 1:00 h"), rig.dump()
+    rig.press(OK)
+    ((_t, _e, started),) = rig.events(ev.BOLUS_STARTED)
+    assert started["bolus"] == "extended" and started["extended_min"] == 60
+    assert started["now_steps"] == 0 and started["requested_mu"] == 1000
+    rig.run(61 * MIN)
+    assert len(rig.events(ev.BOLUS_FINISHED)) == 1
+
+    rig.press(OK)
+    rig.enter(DOWN)
+    rig.press(OK)
+    rig.enter(DOWN)  # 'Dual wave'
+    rig.press(OK)
+    rig.enter(UP, 39)  # 2.00 U
+    rig.press(OK)
+    rig.enter(DOWN, 2, step=10)  # 50 % -> 30 %
+    rig.press(OK)
+    rig.press(OK)  # 2:00 h
+    assert rig.shows("now   0.60 U") and rig.shows("later 1.40 U"), rig.dump()
+    rig.press(OK)
+    (_t, _e, dual) = rig.events(ev.BOLUS_STARTED)[-1]
+    assert dual["bolus"] == "dual" and dual["extended_min"] == 120
+    assert dual["now_steps"] == dual["steps"] * 30 // 100
+
+
+def test_calculator_in_six_presses_shows_the_breakdown_before_the_bolus():
+    rig = Rig(calculator=calculator_settings())
+    rig.press(OK)
+    rig.press(DOWN)  # 'Calculator'
+    rig.press(OK)
+    rig.enter(UP, 3, step=10)  # 30 g
+    rig.press(OK)
+    assert rig.shows("skip", scale=2), rig.dump()
+    rig.enter(UP)  # 120 mg/dL
+    rig.enter(UP, 5, step=10)  # 170 mg/dL
+    rig.press(OK)
+    assert rig.screen() == "calculator result"
+    for line in ("Food      2.00 U", "Correct   1.00 U", "IOB       0.00 U", "Total     3.00 U"):
+        assert rig.shows(line), (line, rig.dump())
+    assert rig.shows("Give 3.00 U?")
+    rig.press(OK)
+    assert rig.presses <= 6
+    ((_t, _e, started),) = rig.events(ev.BOLUS_STARTED)
+    assert started["requested_mu"] == 3000
+
+
+def test_calculator_warns_of_low_glucose_and_skipping_bg_gives_food_only():
+    rig = Rig(calculator=calculator_settings())
+    rig.press(OK)
+    rig.press(DOWN)
+    rig.press(OK)
+    rig.enter(UP, 3, step=10)
+    rig.press(OK)
+    rig.enter(UP)
+    rig.enter(DOWN, 6, step=10)  # 60 mg/dL
+    rig.press(OK)
+    assert rig.shows("LOW BG: eat!"), rig.dump()
+    assert rig.shows("Correct  -0.80 U"), rig.dump()  # (60 - 100) / 50
+    rig.press(BACK)  # back to the BG entry
+    rig.enter(DOWN, 1, step=100)  # down to 'skip'
+    rig.enter(DOWN)
+    rig.press(OK)
+    assert rig.shows("Total     2.00 U") and not rig.shows("LOW BG: eat!"), rig.dump()
+    assert rig.events(ev.BOLUS_STARTED) == []
+
+
+def test_cancel_a_running_bolus_from_home():
+    rig = Rig()
+    rig.press(OK)
+    rig.press(OK)
+    rig.enter(UP, 9, step=10)  # 4.55 U
+    rig.press(OK)
+    rig.press(OK)
+    rig.run(10_000)
+    rig.press(BACK)
+    assert rig.screen() == "cancel bolus" and rig.shows("of    4.55 U"), rig.dump()
+    rig.press(OK)
+    ((_t, _e, cancelled),) = rig.events(ev.BOLUS_CANCELLED)
+    assert 0 < cancelled["delivered_mu"] < 4550
+    assert rig.app.therapy.bolus is None and rig.screen() == "home"
+
+
+def test_temp_basal_set_then_cancel():
+    rig = Rig()
+    rig.press(OK)
+    rig.enter(DOWN, 2)  # 'Temp basal'
+    rig.press(OK)
+    rig.press(OK)  # 'Percent'
+    rig.enter(UP, 5)  # 150 %
+    rig.press(OK)
+    rig.enter(UP)  # 1:30 h
+    rig.press(OK)
+    assert rig.shows("Temp 150 %") and rig.shows("for 1:30 h"), rig.dump()
+    rig.press(OK)
+    temp = rig.app.therapy.temp
+    assert temp.kind == TEMP_PERCENT and temp.value == 150
+    assert temp.end_ms - temp.start_ms == 90 * MIN
+    assert rig.shows("Basal T1.20"), rig.dump()
+    rig.press(OK)
+    rig.enter(DOWN, 2)
+    rig.press(OK)
+    rig.enter(DOWN, 2)  # 'Cancel temp'
+    rig.press(OK)
+    assert rig.shows("Temp 150 %"), rig.dump()
+    rig.press(OK)
+    assert rig.app.therapy.temp is None and len(rig.events(ev.TEMP_CANCELLED)) == 1
+    assert rig.shows("Basal  0.80"), rig.dump()
+
+
+def test_profile_edited_segment_by_segment_then_selected():
+    rig = Rig()
+    rig.press(OK)
+    rig.enter(DOWN, 4)  # 'Basal profiles'
+    rig.press(OK)
+    rig.enter(DOWN)  # '+ New profile'
+    rig.press(OK)
+    rig.press(OK)  # 'Edit'
+    assert rig.shows("00:00 0.80U/h"), rig.dump()
+    rig.press(OK)  # the first segment: its rate only
+    rig.enter(DOWN, 3, step=10)  # 0.50 U/h
+    rig.press(OK)
+    rig.enter(DOWN)  # '+ Add'
+    rig.press(OK)
+    rig.enter(UP, 13)  # starts 07:00
+    rig.press(OK)
+    rig.enter(UP, 5, step=10)  # 1.00 U/h
+    rig.press(OK)
+    assert rig.shows("07:00 1.00U/h"), rig.dump()
+    rig.enter(DOWN, 2)  # 'Save'
+    rig.press(OK)
+    assert rig.shows("2 segments") and rig.shows("20.50 U/day"), rig.dump()
+    rig.press(OK)
+    profiles = rig.app.therapy.settings.profiles
+    assert profiles[1].segments == [(0, 500), (14, 1000)]
+    assert rig.app.therapy.settings.active_profile == 0
+    rig.press(OK)
+    rig.enter(DOWN, 4)
+    rig.press(OK)
+    rig.enter(DOWN)  # ' Profile 2'
+    rig.press(OK)
+    rig.press(OK)  # 'Activate'
+    assert rig.shows("Profile 2"), rig.dump()
+    rig.press(OK)
+    assert rig.app.therapy.settings.active_profile == 1
+    assert [f["index"] for _t, _e, f in rig.events(ev.PROFILE_SELECTED)] == [1]
+    assert rig.shows("Basal  1.00"), rig.dump()  # 08:00 falls in the 07:00 segment
+
+
+def test_suspend_and_resume():
+    rig = Rig()
+    rig.press(OK)
+    rig.enter(DOWN, 3)  # 'Suspend'
+    rig.press(OK)
+    rig.press(OK)
+    assert rig.app.therapy.suspended_at is not None and rig.shows("SUSPENDED"), rig.dump()
+    rig.press(OK)
+    rig.enter(DOWN, 3)  # now 'Resume'
+    assert rig.shows("Resume"), rig.dump()
+    rig.press(OK)
+    rig.press(OK)
+    assert rig.app.therapy.suspended_at is None and len(rig.events(ev.RESUMED)) == 1
+
+
+@pytest.mark.slow
+def test_reservoir_change_walks_suspend_rewind_load_fill_and_resume():
+    rig = Rig()
+    end_stop = machine.Pin.lookup(rig.sim.board_module.PINS["end_stop"])
+    rig.press(OK)
+    rig.enter(DOWN, 5)  # 'Reservoir'
+    rig.press(OK)
+    assert rig.shows(">Suspend"), rig.dump()
+    rig.press(OK)
+    rig.press(OK)
+    assert rig.shows(">Rewind"), rig.dump()
+    rig.press(OK)
+    rig.press(OK)
+    assert rig.shows("Motor running.."), rig.dump()
+    end_stop.drive(0)  # the pusher reaches the end stop
+    rig.run(2000)
+    assert rig.app.reservoir.change_step == res.REWOUND
+    end_stop.drive(None)
+    assert rig.shows(">Load reservoir"), rig.dump()
+    rig.press(OK)
+    rig.enter(DOWN, 1, step=100)  # capacity - 100 U: stops at the 10 U minimum at most
+    volume = rig.ui.top().current()
+    rig.press(OK)
+    rig.press(OK)
+    assert rig.shows(">Fill tubing"), rig.dump()
+    rig.press(OK)
+    rig.enter(DOWN, 2, step=10)  # 5 U -> 3 U
+    rig.press(OK)
+    rig.press(OK)
+    rig.run(30_000)
+    assert rig.shows(">Fill cannula"), rig.dump()
+    rig.press(OK)
+    rig.press(OK)  # 0.30 U
+    rig.press(OK)
+    rig.run(10_000)
+    assert rig.shows(">Resume"), rig.dump()
+    rig.press(OK)
+    rig.press(OK)
+    assert rig.shows("Change done"), rig.dump()
+    assert [f["volume_mu"] for _t, _e, f in rig.events(ev.RESERVOIR_LOADED)] == [volume]
+    assert [f["part"] for _t, _e, f in rig.events(ev.PRIMED)] == ["tubing", "cannula"]
+    assert rig.app.reservoir.in_use() and rig.app.therapy.suspended_at is None
+
+
+def test_history_lists_recent_events_newest_first():
+    rig = Rig()
+    rig.app.bolus("normal", 1000)
+    rig.run(2 * MIN)
+    rig.press(OK)
+    rig.enter(DOWN, 6)  # 'History'
+    rig.press(OK)
+    assert rig.screen() == "history"
+    assert rig.shows("08:00 Done 0.9"), rig.dump()  # whole steps: 0.99 U went in
+    assert rig.shows("08:00 Bol 1.00"), rig.dump()
+    assert rig.shows("08:00 Start"), rig.dump()
+    rig.press(OK)  # the details of the newest
+    assert rig.screen() == "history detail" and rig.shows("bolus_finished"), rig.dump()
+
+
+def test_a_refusal_from_the_pump_is_shown_as_a_message():
+    rig = Rig()
+    rig.app.suspend()
+    rig.press(OK)
+    rig.press(OK)
+    rig.press(OK)
+    rig.press(OK)
+    assert rig.screen() == "refused" and rig.shows("Not done"), rig.dump()
+    assert rig.shows("suspended;"), rig.dump()  # 'delivery is suspended; resume first'
+    assert rig.events(ev.BOLUS_STARTED) == []
+    rig.press(OK)
+    assert rig.screen() == "bolus amount"
+
+
+def test_back_always_leaves_without_changing_anything():
+    rig = Rig(calculator=calculator_settings())
+    before = rig.therapy_events()
+    walks = (
+        [OK, OK, UP, UP, OK],  # bolus up to its confirm screen
+        [OK, DOWN, OK, UP, OK, OK],  # calculator up to its result
+        [OK, DOWN, DOWN, DOWN, OK, OK, UP, OK, OK],  # temp basal up to its confirm
+        [OK, DOWN, DOWN, DOWN, DOWN, OK],  # suspend confirm
+        [OK] + [DOWN] * 8 + [OK, OK, UP, OK],  # settings: time of day confirm
+    )
+    for walk in walks:
+        for key in walk:
+            rig.key(key)
+        assert rig.screen().startswith("confirm") or rig.screen() == "calculator result", walk
+        while rig.screen() != "home":
+            rig.key(BACK)
+    assert rig.therapy_events() == before
+    assert rig.app.therapy.temp is None and rig.app.therapy.suspended_at is None
+
+
+def test_keypad_lock_lets_only_home_and_alarms_respond():
+    rig = Rig()
+    rig.press(OK)
+    rig.key(OK | BACK, keys.LOCK_TOGGLE)
+    assert rig.screen() == "home" and rig.ui.locked
+    rig.press(OK)
+    assert rig.screen() == "home" and rig.shows("Locked: BACK+OK"), rig.dump()
+    rig.app.alarms.raise_alarm(rig.sim.now_ms(), "reservoir_low", remaining_mu=19_000)
+    rig.redraw()
+    rig.press(OK)
+    assert len(rig.events(ev.ALARM_ACK)) == 1 and rig.screen() == "home"
+    rig.key(OK | BACK, keys.LOCK_TOGGLE)
+    rig.press(OK)
+    assert rig.screen() == "menu"
+
+
+def test_settings_limits_change_after_confirm():
+    rig = Rig()
+    rig.press(OK)
+    rig.enter(DOWN, 7)  # 'Settings'
+    rig.press(OK)
+    rig.enter(DOWN, 2)  # 'Max bolus/basal'
+    rig.press(OK)
+    rig.enter(DOWN, 10, step=10)  # 10.00 U -> 5.00 U
+    rig.press(OK)
+    rig.press(OK)  # max basal unchanged
+    assert rig.shows("  5.00 U") and rig.shows("  3.00 U/h"), rig.dump()
+    rig.press(OK)
+    s = rig.app.therapy.settings
+    assert s.max_bolus_mu == 5000 and s.max_basal_mu_per_h == 3000
+    assert rig.screen() == "settings"
