@@ -31,8 +31,12 @@ PRESETS = ("typical", "hard", "easy")
 class Rig:
     """STEP/DIR/EN pins toggled by hand, the plant listening to them."""
 
-    def __init__(self, params=None, seed=1, **kw):
+    def __init__(self, params=None, seed=1, switches=False, **kw):
         self.clock = fakes.reset()
+        if switches:
+            # End stop to GND with the pull-up on; DIAG read as a plain input.
+            kw["end_stop_pin"] = self.end_stop = Pin(5, Pin.IN, Pin.PULL_UP)
+            kw["diag_pin"] = self.diag = Pin(14, Pin.IN)
         self.step_pin = Pin(2, Pin.OUT, value=0)
         self.step_pin.record = False
         self.dir_pin = Pin(3, Pin.OUT, value=1)
@@ -234,18 +238,8 @@ def test_backing_the_plunger_off_before_reopening_prevents_the_bolus():
 
 def test_end_stop_pin_is_driven_low_when_the_pusher_is_fully_back():
     params = PlantParams.typical(end_stop_gap_um=100, reservoir_ul=3000)  # 400 steps back
-    clock = fakes.reset()
-    end_stop = Pin(5, Pin.IN, Pin.PULL_UP)
-    diag = Pin(14, Pin.IN)
-    rig = Rig.__new__(Rig)
-    rig.clock = clock
-    rig.step_pin = Pin(2, Pin.OUT, value=0)
-    rig.dir_pin = Pin(3, Pin.OUT, value=1)
-    rig.en_pin = Pin(4, Pin.OUT, value=0)
-    rig.plant = plant = Plant(
-        clock, rig.step_pin, rig.dir_pin, rig.en_pin, params, 1,
-        end_stop_pin=end_stop, diag_pin=diag,
-    )
+    rig = Rig(params, switches=True)
+    plant, end_stop, diag = rig.plant, rig.end_stop, rig.diag
     assert end_stop.value() == 1 and not plant.at_end_stop()
     rig.pulses(399, forward=False)
     assert end_stop.value() == 1
