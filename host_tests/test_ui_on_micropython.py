@@ -1,0 +1,126 @@
+"""The screens on a real MicroPython: a normal bolus from home gives the same frame bytes as on
+CPython, and what one redraw allocates."""
+
+import os
+import sys
+
+import pytest
+
+from mpy.wasm import GUEST_PATHS, run_micropython
+
+pytestmark = pytest.mark.micropython
+
+FAKES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fakes")
+
+# Run by both interpreters: the real firmware and board file on the host fakes, the screens
+# on a framebuf, a normal bolus of 0.10 U walked from home by key events.
+WORKFLOW = """
+import binascii
+import gc
+
+import framebuf
+import machine
+import rp2
+import vclock
+
+vclock.reset()
+machine.reset_fakes()
+rp2.reset_fakes()
+
+import pico_default
+from pump.app import App
+from pump.core import keys
+from pump.ui.ui import Ui
+
+clock = vclock.current()
+board = pico_default.build()
+for name in ("force_sensor", "pressure", "occlusion", "load_cell"):
+    if getattr(board, name, None) is not None:
+        setattr(board, name, None)
+machine.Pin.lookup(pico_default.PINS["step"]).record = False  # keep the 1 MB guest heap free
+app = App(board, clock, ms_of_day=8 * 3_600_000)
+app.start()
+buf = bytearray(1024)
+fb = framebuf.FrameBuffer(buf, 128, 64, framebuf.MONO_VLSB)
+ui = Ui(app, fb)
+
+
+def run_for(ms):
+    end = clock.now_ns + ms * 1_000_000
+    clock.call_at(end, lambda: app.post(lambda a: None))
+    while clock.now_ns < end:
+        app.service()
+        app.sleep()
+    app.service()
+
+
+def allocated():
+    # No gc.collect() here: a collection in this run traps this WASI build; 1 MB is ample.
+    if not hasattr(gc, "mem_alloc"):  # CPython
+        ui.draw(app.now_ms())
+        return 0
+    before = gc.mem_alloc()
+    ui.draw(app.now_ms())
+    return gc.mem_alloc() - before
+
+
+measured = {}
+ui.draw(app.now_ms())
+measured["home"] = allocated()
+for key in (keys.OK, keys.OK, keys.UP, keys.OK, keys.OK):
+    run_for(300)
+    ui.handle((keys.PRESS, key, 1), app.now_ms())
+    name = ui.screen_name()
+    ui.draw(app.now_ms())
+    if name not in measured:
+        measured[name] = allocated()
+run_for(1000)
+measured["home bolus"] = allocated()
+run_for(20_000)
+ui.draw(app.now_ms())
+print("screen=" + ui.screen_name())
+print("started=%d" % len([e for e in app.events.recent() if e[2] == "bolus_started"]))
+print("finished=%d" % len([e for e in app.events.recent() if e[2] == "bolus_finished"]))
+for name in measured:
+    print("alloc %s=%d" % (name, measured[name]))
+print("frame=" + binascii.hexlify(buf).decode())
+"""
+
+
+def _parse(out):
+    result = {}
+    for line in out.splitlines():
+        if "=" in line:
+            key, value = line.split("=", 1)
+            result[key] = value
+    return result
+
+
+def _run_on_cpython():
+    import contextlib
+    import io
+
+    for folder in (FAKES, os.path.join(os.path.dirname(os.path.dirname(FAKES)), "boards")):
+        if folder not in sys.path:
+            sys.path.insert(0, folder)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(compile(WORKFLOW, "workflow", "exec"), {})
+    return _parse(out.getvalue())
+
+
+def test_normal_bolus_from_home_draws_the_same_frame_as_cpython_and_allocates_little():
+    guest = "try:\n" + "".join("    " + line + "\n" for line in WORKFLOW.splitlines()) + (
+        "except Exception as err:\n    print('error=%r' % (err,))\n"
+    )
+    stdout, stderr = run_micropython(guest, ("/input/host_tests/fakes",) + GUEST_PATHS)
+    mpy = _parse(stdout)
+    assert "error" not in mpy, stdout + stderr
+    host = _run_on_cpython()
+    assert mpy["started"] == "1" and mpy["finished"] == "1", stdout
+    assert mpy["screen"] == host["screen"] == "home"
+    assert mpy["frame"] == host["frame"]
+    allocs = {k[len("alloc ") :]: int(v) for k, v in mpy.items() if k.startswith("alloc ")}
+    print("bytes allocated per redraw on MicroPython:", allocs)
+    assert set(allocs) >= {"home", "menu", "bolus amount", "confirm bolus", "home bolus"}
+    assert max(allocs.values()) < 1024, allocs
