@@ -50,7 +50,7 @@ def speed(mu_per_min):
 
 def wrap(text, width=COLUMNS, max_lines=6):
     """Split ``text`` into lines of at most ``width`` characters at spaces."""
-    lines = []
+    lines: list = []
     for word in text.split(" "):
         while len(word) > width:
             if lines and len(lines[-1]) + 1 < width:

@@ -27,7 +27,7 @@ class Ui:
         self.battery = battery
         self.mmol = False  # show BG in mmol/L instead of mg/dL
         self.locked = False
-        self.stack = [screens.Home()]
+        self.stack: list = [screens.Home()]
         self.needs_redraw = True
         self.now = 0
         self.last_key_ms = 0
