@@ -56,6 +56,27 @@ MECHANICS = {
     "reservoir_ul": 3000,  # a full 3 mL syringe: 300 U of U-100
 }
 
+# Pressure under the plunger: a 5 kg bar load cell (1.0 mV/V) on an HX711, channel A,
+# gain 128, RATE tied low (10 samples/s). offset_counts comes from a bench calibration
+# (the reading with nothing on the cell); counts_per_n from the cell's rated output.
+PRESSURE = {
+    "sensor": "hx711",
+    "counts_per_n": 43_797,  # 2**23 * 0.256 / 49.03 N (see pump/core/pressure.py)
+    "offset_counts": 0,
+    "rated_mn": 49_033,  # 5 kg
+    "period_ms": 100,  # 10 samples/s
+}
+
+# Occlusion: the floor of the plunger force over the newer half of a window of travel
+# against the older half (pump/core/occlusion.py). Figures from the plant model's
+# ranges (docs/plant_model.md) and the benchmark (docs/bench/safety.md).
+OCCLUSION = {
+    "window_ul": 1,  # travel compared: 1 uL = 68 steps = 0.1 U
+    "rise_mn": 60,  # floor rise that means a blocked line
+    "ceiling_mn": 8000,  # no friction reaches 8 N: an occlusion at once
+    "drop_mn": 0,  # floor fall during a bolus for a disconnection alert (0: off)
+}
+
 PARTS = (
     ("Raspberry Pi Pico (RP2040)", 1),
     ("A4988 stepper driver carrier (or DRV8825 / TMC2209)", 1),
@@ -77,7 +98,10 @@ def build():
     import rp2
 
     from pump.core.board_spec import check_board
+    from pump.core.occlusion import OcclusionDetector
+    from pump.core.pressure import LoadCellCalibration, PressureSensor, plunger_area_um2
     from pump.hal.board import Board
+    from pump.hal.hx711 import HX711
     from pump.hal.pulse_counter import PulseCounter
     from pump.hal.stepper import SM_FREQ, StepperPio, step_train
 
@@ -100,6 +124,22 @@ def build():
     diag = None
     if MECHANICS["driver"] == "TMC2209":
         diag = machine.Pin(PINS["driver_diag"], machine.Pin.IN, machine.Pin.PULL_DOWN)
+    load_cell = HX711(
+        machine.Pin(PINS["hx711_dout"], machine.Pin.IN, machine.Pin.PULL_UP),
+        machine.Pin(PINS["hx711_sck"], machine.Pin.OUT, value=0),
+    )
+    pressure = PressureSensor.for_load_cell(
+        LoadCellCalibration(PRESSURE["offset_counts"], PRESSURE["counts_per_n"]),
+        PRESSURE["period_ms"],
+        PRESSURE["rated_mn"],
+        area_um2=plunger_area_um2(MECHANICS["syringe_inner_diameter_um"]),
+    )
+    occlusion = OcclusionDetector(
+        OCCLUSION["window_ul"] * 1_000_000 // mechanics.pl_per_step,
+        OCCLUSION["rise_mn"],
+        OCCLUSION["ceiling_mn"],
+        OCCLUSION["drop_mn"],
+    )
     return Board(
         NAME,
         PINS,
@@ -111,4 +151,7 @@ def build():
         pulse_counter=PulseCounter(step),
         end_stop=end_stop,
         driver_diag=diag,
+        force_sensor=load_cell,
+        pressure=pressure,
+        occlusion=occlusion,
     )

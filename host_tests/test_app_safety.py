@@ -65,6 +65,7 @@ def with_end_stop_model(sim, back_limit_steps):
 def change_reservoir(sim, at_ms, volume_mu=200_000, tubing_mu=10_000, cannula_mu=300):
     sim.at(at_ms, lambda app: app.suspend())
     sim.at(at_ms + 1000, lambda app: app.rewind())
+    sim.at(at_ms + 3 * MIN, lambda app: sim.plant.change_reservoir(volume_mu // 100))
     sim.at(at_ms + 4 * MIN, lambda app: app.load_reservoir(volume_mu))
     sim.at(at_ms + 5 * MIN, lambda app: app.fill("tubing", tubing_mu))
     sim.at(at_ms + 7 * MIN, lambda app: app.fill("cannula", cannula_mu))
@@ -73,7 +74,6 @@ def change_reservoir(sim, at_ms, volume_mu=200_000, tubing_mu=10_000, cannula_mu
 
 def test_reservoir_change_primes_apart_from_therapy_and_counts_the_new_volume():
     sim = SimPump(settings=pump_settings(rate=2000))
-    with_end_stop_model(sim, back_limit_steps=300)
     change_reservoir(sim, 30 * MIN)
     sim.run_until(HOUR)
     app = sim.app
@@ -112,7 +112,6 @@ def test_reservoir_change_steps_are_refused_out_of_order_and_change_nothing():
 
 def test_low_reservoir_alerts_at_the_set_level_and_empty_stops_delivery():
     sim = SimPump(settings=pump_settings(rate=5000, low_reservoir_mu=10_000))
-    with_end_stop_model(sim, back_limit_steps=100)
     change_reservoir(sim, MIN, volume_mu=20_000, tubing_mu=5_000, cannula_mu=1_000)
     sim.run_until(2 * HOUR)
     low = [t for t, f in events_of(sim, ev.ALARM) if f["code"] == al.RESERVOIR_LOW]

@@ -16,6 +16,8 @@ fakes.install()
 import machine  # the fake
 from fakes import vclock
 from fakes.devices import StepperDriverModel
+from fakes.plant import OutflowRecorder, Plant, PlantParams
+from fakes.sensors import HX711Device
 
 from pump.app import App
 from pump.core.events import EventLog
@@ -50,6 +52,8 @@ class SimPump:
         start_ms_of_day=0,
         event_capacity=64,
         prepare_board=None,
+        plant_params=None,
+        seed=0,
     ):
         fakes.reset()
         self.clock = vclock.current()
@@ -66,6 +70,29 @@ class SimPump:
             en_active_low=mech.get("enable_active_low", True),
             dir_forward_level=mech.get("dir_forward_level", 1),
         )
+        # The physics behind the pins: syringe, line and load cell (host_tests/fakes/plant.py).
+        params = plant_params or PlantParams.typical()
+        self.plant = Plant.on_driver(
+            self.driver,
+            self.clock,
+            params.replace(reservoir_ul=mech.get("reservoir_ul", 3000)),
+            seed,
+            mech,
+            end_stop_pin=machine.Pin.lookup(pins["end_stop"]),
+            diag_pin=self.board.driver_diag,
+        )
+        pressure = getattr(self.board_module, "PRESSURE", None)
+        self.load_cell = None
+        if pressure is not None and pressure.get("sensor") == "hx711":
+            self.load_cell = HX711Device(
+                machine.Pin.lookup(pins["hx711_dout"]),
+                machine.Pin.lookup(pins["hx711_sck"]),
+                self.plant.load_cell_force_n,
+                pressure["counts_per_n"],
+                pressure["offset_counts"],
+                1000 // pressure["period_ms"],
+            )
+        self.outflow = OutflowRecorder(self.plant, self.clock)
         self.deliveries = []  # (t_ms, kind, steps, mu)
         self.events = []  # (seq, t_ms, type, fields)
         log = EventLog(capacity=event_capacity, listener=self.events.append)

@@ -18,6 +18,7 @@ from pump.core import reservoir as res
 from pump.core.alarms import AlarmManager
 from pump.core.errors import Refused
 from pump.core.events import EventLog
+from pump.core.occlusion import DISCONNECTED, OCCLUDED
 from pump.core.reservoir import Reservoir
 from pump.core.safety import DeliveryMonitor
 from pump.core.therapy import BASAL, BOLUS, Settings, Therapy
@@ -28,8 +29,13 @@ _HOUSEKEEPING_MS = 60_000  # the main loop runs at least this often
 PRIME = "prime"  # tubing or cannula fill
 BACKOFF = "backoff"  # plunger back after an occlusion, to relieve the pressure
 REWIND = "rewind"  # pusher back to the end stop for a reservoir change
+SEAT = "seat"  # pusher forward onto a new reservoir's stopper (no insulin moves)
+_SEATED_MN = 300  # force that says the pusher is on the stopper
 _REWIND_CHUNK_S = 20  # a rewind train lasts 1/20 s, so it stops within 0.05 s of the end stop
 _BACKOFF_MAX_UL = 40  # never back off more than this (a plunger's play plus the line's stretch)
+_BACKOFF_CHUNK_UL = 1  # back off in small moves, reading the force after each
+_RELIEF_MARGIN_MN = 20  # backed off once the force is this close to the floor before
+_SENSOR_CHECK_MS = 30_000  # the load cell is read at least this often, even when idle
 
 
 class App:
@@ -62,6 +68,13 @@ class App:
         self._stalled = False
         self._motion = None  # [kind, part, steps left, steps/s, forward] of a non-therapy move
         self._moved = 0  # steps of the current non-therapy move so far
+        self._force_sensor = board.force_sensor
+        self._pressure = board.pressure
+        self.detector = board.occlusion
+        self.position_steps = 0  # the pusher's travel since boot (forward minus back)
+        self.force_mn = None  # last good plunger force
+        self._force_read_ms = None
+        self._relief_target_mn = None
         self._stepper = board.stepper
         # Fills and back-offs run at the quick bolus speed (15 U/min) or the motor's limit.
         self._prime_sps = min(
@@ -194,6 +207,10 @@ class App:
             wake = alarm_wake
         if self._motion is not None and self._train is None:
             wake = now
+        if self._force_read_ms is not None:
+            check = self._force_read_ms + _SENSOR_CHECK_MS
+            if wake is None or check < wake:
+                wake = check
         return wake
 
     def _has_work(self):
@@ -222,7 +239,7 @@ class App:
 
     def _start_train(self, now, kind, part, steps, rate, forward=True):
         self._stepper.start(steps, rate, forward)
-        self._train = (kind, part, steps, now)
+        self._train = (kind, part, steps, now, forward)
 
     def _collect_train(self, now):
         train = self._train
@@ -241,6 +258,7 @@ class App:
     def _train_finished(self, train, steps, now):
         """Book a train the motor emitted (``steps`` of it) in every record that needs it."""
         kind, part = train[0], train[1]
+        self.position_steps += steps if train[4] else -steps
         self.monitor.reported(steps)
         counted = steps if self._pulses is None else self._pulses.take()
         self.monitor.counted(counted)
@@ -248,6 +266,7 @@ class App:
             self.therapy.train_done(kind, part, steps, train[3])
             self.reservoir.took(steps)
             self.monitor.delivered(now, steps)
+            self._judge_line(now, kind == BOLUS)
             return
         motion = self._motion
         self._moved += steps
@@ -260,6 +279,15 @@ class App:
         motion[2] -= steps
         if kind == REWIND and self._at_end_stop():
             motion[2] = 0
+        if kind == SEAT:
+            force = self.read_force(now)
+            if force is not None and force >= _SEATED_MN:
+                motion[2] = 0
+        if kind == BACKOFF:
+            force = self.read_force(now)
+            target = self._relief_target_mn
+            if force is None or target is None or force <= target + _RELIEF_MARGIN_MN:
+                motion[2] = 0
         if motion[2] <= 0 or steps < train[2]:
             self._motion = None
             self._motion_done(kind, part, now)
@@ -274,9 +302,14 @@ class App:
         elif kind == BACKOFF:
             self.events.emit(
                 now, ev.BACKOFF, steps=moved, nl=mech.nl_for_steps(moved),
-                mu=mech.mu_for_steps(moved),
+                not_delivered_mu=mech.mu_for_steps(moved), force_mn=self.force_mn,
             )
+            self._relief_target_mn = None
+            if self.detector is not None:
+                self.detector.reset()
             self.alarms.clear(now, al.OCCLUSION)
+        elif kind == SEAT:
+            self.events.emit(now, ev.RESERVOIR_SEATED, steps=moved, force_mn=self.force_mn)
         elif kind == REWIND:
             if self._at_end_stop():
                 self.reservoir.rewound()
@@ -293,12 +326,15 @@ class App:
         motion = self._motion
         if motion is not None:
             kind, part, left, rate, forward = motion
-            if kind == REWIND:
+            if kind == REWIND or kind == SEAT:
                 chunk = rate // _REWIND_CHUNK_S or 1
                 if self._at_end_stop():
                     self._motion = None
                     self._motion_done(kind, part, now)
                     return
+                left = left if left < chunk else chunk
+            elif kind == BACKOFF:
+                chunk = _BACKOFF_CHUNK_UL * 1_000_000 // self.board.mechanics.pl_per_step or 1
                 left = left if left < chunk else chunk
             self._start_train(now, kind, part, left, rate, forward)
             return
@@ -310,6 +346,8 @@ class App:
         if allowed <= 0:
             self.fault(al.RESERVOIR_EMPTY, remaining_steps=self.reservoir.remaining_steps)
             return
+        if self._judge_line(now, kind == BOLUS):
+            return  # the fault path ran: nothing more goes out
         self._start_train(now, kind, part, allowed, rate)
 
     # ----- safety: the one fault path ----------------------------------------------------
@@ -331,7 +369,74 @@ class App:
             )
         if code in (al.DELIVERY_MISMATCH, al.AUTO_OFF):
             self.alarms.clear(now, code)  # a one-off: latched until acknowledged
+        if code == al.OCCLUSION:
+            self._relieve_pressure(now)
         self._update_sound(now)
+
+    def _relieve_pressure(self, now):
+        """After an occlusion: back the plunger off until the force is back to the floor it
+        had before the pressure built up, so reopening the line releases no bolus."""
+        detector = self.detector
+        target = None if detector is None else detector.relief_target_mn()
+        if target is None or self.force_mn is None:
+            self.alarms.clear(now, al.OCCLUSION)  # nothing measured to relieve
+            return
+        self._relief_target_mn = target
+        mech = self.board.mechanics
+        self._moved = 0
+        self._motion = [BACKOFF, 0, _BACKOFF_MAX_UL * 1_000_000 // mech.pl_per_step, self._prime_sps,
+                        False]
+
+    # ----- the line: force on the plunger ---------------------------------------------
+
+    def read_force(self, now):
+        """Read the load cell: the force in mN, or None (no sensor, no data, a fault)."""
+        sensor = self._force_sensor
+        if sensor is None or self._pressure is None:
+            return None
+        self._force_read_ms = now
+        raw = sensor.read_raw()
+        pressure = self._pressure
+        if raw is None:
+            pressure.no_data(now)
+            force = None
+        else:
+            force = pressure.sample(now, raw)
+        code = pressure.fault
+        if code is not None:
+            if self.alarms.find(code) is None or not self.alarms.find(code).cause_present:
+                self.fault(code, raw=pressure.raw)
+            return None
+        self._clear_sensor_alarms(now)
+        self.force_mn = force
+        return force
+
+    def _clear_sensor_alarms(self, now):
+        for code in (al.SENSOR_NO_DATA, al.SENSOR_STUCK, al.SENSOR_RANGE):
+            alarm = self.alarms.find(code)
+            if alarm is not None and alarm.cause_present:
+                self.alarms.clear(now, code)
+
+    def _judge_line(self, now, bolus):
+        """Read the force and let the detector judge the line; True if a fault ran."""
+        force = self.read_force(now)
+        if force is None:
+            return self._pressure is not None and self._pressure.fault is not None
+        detector = self.detector
+        if detector is None or self.therapy.suspended_at is not None:
+            return False
+        verdict = detector.observe(self.position_steps, force, bolus)
+        if verdict == OCCLUDED:
+            self.fault(
+                al.OCCLUSION,
+                force_mn=force,
+                pressure_pa=self._pressure.pressure_pa(),
+                floor_mn=detector.floor_old_mn,
+            )
+            return True
+        if verdict == DISCONNECTED and self.alarms.find(al.DISCONNECTED) is None:
+            self.alarms.raise_alarm(now, al.DISCONNECTED, force_mn=force)
+        return False
 
     def _check_safety(self, now):
         if self._stalled:
@@ -357,9 +462,13 @@ class App:
             if limit_ok and self.alarms.find(code) is not None:
                 self.alarms.clear(now, code)
         self._check_reservoir(now)
+        if self._force_sensor is not None and self._train is None and (
+            self._force_read_ms is None or now - self._force_read_ms >= _SENSOR_CHECK_MS
+        ):
+            self.read_force(now)
         for code in self.alarms.tick(now, self.therapy.suspended_at):
-            if al.stops_delivery(code):
-                self.fault(code)
+            if code == al.AUTO_OFF:
+                self.fault(code, hours=self.alarms.auto_off_h)
 
     def _check_reservoir(self, now):
         level = self.reservoir.level()
@@ -455,7 +564,12 @@ class App:
         self.therapy.suspend(now)
 
     def resume(self):
-        return self._command(self.therapy.resume)
+        return self._command(self._resume)
+
+    def _resume(self, now):
+        self.therapy.resume(now)
+        if self.detector is not None:
+            self.detector.reset()
 
     def acknowledge(self, code=None):
         """The person acknowledges the alarm shown (or ``code``); returns None or why not."""
@@ -550,12 +664,20 @@ class App:
         self.alarms.clear(now, al.RESERVOIR_EMPTY)
         self.alarms.clear(now, al.RESERVOIR_LOW)
         self.events.emit(now, ev.RESERVOIR_LOADED, volume_mu=volume_mu)
+        if self._force_sensor is not None:
+            # Bring the pusher up to the new stopper: it stops where the force rises.
+            mech = self.board.mechanics
+            travel = mech.steps_for_mu(mech.reservoir_capacity_mu(), 0)[0] * 11 // 10
+            self._moved = 0
+            self._motion = [SEAT, 0, travel, mech.max_step_rate, True]
 
     def fill(self, part, mu):
         """Fill the tubing or the cannula with ``mu``: insulin used, never therapy."""
         return self._command(self._fill, part, mu)
 
     def _fill(self, now, part, mu):
+        if self._motion is not None:
+            raise self.therapy.refuse(now, "fill", "the motor is busy")
         try:
             self.reservoir.check_fill(part, mu)
         except Refused as refusal:

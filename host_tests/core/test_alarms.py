@@ -98,8 +98,10 @@ def test_auto_off_after_the_set_hours_without_a_key_press():
     assert alarms.tick(14 * HOUR - 1, None) == []
     assert alarms.next_wake_ms(13 * HOUR) == 14 * HOUR
     assert alarms.tick(14 * HOUR, None) == [al.AUTO_OFF]
+    assert alarms.find(al.AUTO_OFF) is None  # it stops delivery: the app's fault path raises it
     assert al.stops_delivery(al.AUTO_OFF)
-    assert alarms.tick(15 * HOUR, None) == []  # raised once
+    alarms.raise_alarm(14 * HOUR, al.AUTO_OFF)
+    assert alarms.tick(15 * HOUR, None) == []  # once raised, not again
 
 
 def test_auto_off_can_be_switched_off_and_is_limited_to_5_to_24_hours():

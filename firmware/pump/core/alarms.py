@@ -185,7 +185,10 @@ class AlarmManager:
     # ----- time ----------------------------------------------------------------------------
 
     def tick(self, now_ms, suspended_since):
-        """Reminders and the auto-off timer; returns codes newly raised (for the app).
+        """Reminders and the auto-off timer; returns the codes that came due.
+
+        The suspend reminder is raised here; AUTO_OFF stops delivery, so it is only
+        returned, for the app's fault path to raise.
 
         ``suspended_since``: when delivery was suspended (ms), or None while delivering.
         """
@@ -211,8 +214,7 @@ class AlarmManager:
                     self.alarms.remove(reminder)
         deadline = self.auto_off_deadline()
         if deadline is not None and now_ms >= deadline and self.find(AUTO_OFF) is None:
-            self.raise_alarm(now_ms, AUTO_OFF, hours=self.auto_off_h)
-            raised.append(AUTO_OFF)
+            raised.append(AUTO_OFF)  # the caller's fault path raises it
         return raised
 
     def auto_off_deadline(self):
@@ -224,6 +226,8 @@ class AlarmManager:
         """When ``tick`` or the sound next needs the main loop (absolute ms), or None."""
         wake = self._next_reminder_ms
         deadline = self.auto_off_deadline()
+        if deadline is not None and self.find(AUTO_OFF) is not None:
+            deadline = None  # already raised: nothing more to wait for
         if deadline is not None and (wake is None or deadline < wake):
             wake = deadline
         for alarm in self.alarms:

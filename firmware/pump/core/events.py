@@ -25,6 +25,7 @@ FAULT = "fault"  # the one fault path ran: code, motor stopped, what was not del
 BACKOFF = "backoff"  # plunger backed off after an occlusion: steps, pressure relieved
 RESERVOIR_REWOUND = "reservoir_rewound"
 RESERVOIR_LOADED = "reservoir_loaded"
+RESERVOIR_SEATED = "reservoir_seated"  # pusher brought up to the new stopper: steps
 PRIMED = "primed"  # tubing or cannula fill: never therapy, never insulin on board
 SELF_TEST = "self_test"
 RESET_CAUSE = "reset_cause"

@@ -248,11 +248,11 @@ class Therapy:
         command = kind + " bolus"
         if kind not in (bolus_mod.NORMAL, bolus_mod.EXTENDED, bolus_mod.DUAL):
             raise self._refuse(now_ms, "bolus", "unknown bolus kind %r" % (kind,))
+        self._interlock(now_ms, command, mu)
         if self.suspended_at is not None:
             raise self._refuse(now_ms, command, "delivery is suspended; resume first")
         if self.bolus is not None:
             raise self._refuse(now_ms, command, "a bolus is already running; cancel it first")
-        self._interlock(now_ms, command, mu)
         self._check(now_ms, command, bolus_mod.check_amount, mu, s.increment_mu, s.max_bolus_mu)
         if kind == bolus_mod.NORMAL:
             now_percent = 100

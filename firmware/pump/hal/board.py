@@ -22,6 +22,9 @@ class Board:
         end_stop=None,
         driver_diag=None,
         buzzer=None,
+        force_sensor=None,
+        pressure=None,
+        occlusion=None,
     ):
         self.name = name
         self.pins = pins
@@ -34,3 +37,6 @@ class Board:
         self.end_stop = end_stop  # Pin, low when the pusher is fully back
         self.driver_diag = driver_diag  # Pin, high when the driver reports a stall
         self.buzzer = buzzer  # alarm tones
+        self.force_sensor = force_sensor  # load cell driver: read_raw() -> counts or None
+        self.pressure = pressure  # core PressureSensor: calibration and sensor fault rules
+        self.occlusion = occlusion  # core OcclusionDetector tuned for this build
