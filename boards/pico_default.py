@@ -71,8 +71,8 @@ PRESSURE = {
 # against the older half (pump/core/occlusion.py). Figures from the plant model's
 # ranges (docs/plant_model.md) and the benchmark (docs/bench/safety.md).
 OCCLUSION = {
-    "window_ul": 1,  # travel compared: 1 uL = 68 steps = 0.1 U
-    "rise_mn": 60,  # floor rise that means a blocked line
+    "window_ul": 2,  # travel compared: 2 uL = 135 steps = 0.2 U
+    "rise_mn": 150,  # floor rise that means a blocked line
     "ceiling_mn": 8000,  # no friction reaches 8 N: an occlusion at once
     "drop_mn": 0,  # floor fall during a bolus for a disconnection alert (0: off)
 }

@@ -117,6 +117,10 @@ class SimPump:
         """At ``t_ms`` after start, post ``action(app)`` to the firmware's main loop."""
         self.clock.call_at(self._t0_ns + t_ms * NS_PER_MS, lambda: self.app.post(action))
 
+    def at_plant(self, t_ms, fn):
+        """At ``t_ms`` after start, ``fn(plant)``: something happens to the line itself."""
+        self.clock.call_at(self._t0_ns + t_ms * NS_PER_MS, lambda: fn(self.plant))
+
     def run_until(self, t_ms):
         """Run the firmware's main loop until ``t_ms`` after start."""
         end_ns = self._t0_ns + t_ms * NS_PER_MS

@@ -2,7 +2,8 @@
 
     .venv/bin/python tools/scenario.py SCENARIO.toml --out DIR
 
-Writes DIR/deliveries.csv, DIR/events.jsonl and DIR/summary.json (format in README.md).
+Writes DIR/deliveries.csv, DIR/events.jsonl, DIR/outflow.csv and DIR/summary.json (format in
+README.md).
 A scenario with an invalid value stops before running, naming the key at fault.
 """
 
@@ -16,7 +17,9 @@ import tomllib
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from pumpsim import SimPump
+from pumpsim import SimPump  # puts firmware/ and the fakes on sys.path
+
+from fakes.plant import PlantParams
 
 from pump.core import bolus as bolus_mod
 from pump.core.errors import Refused
@@ -94,7 +97,14 @@ class Scenario:
 
     def __init__(self, data, name="scenario"):
         self.name = name
-        _table(data, "scenario", ("board", "settings", "run", "actions"))
+        _table(data, "scenario", ("board", "settings", "run", "actions", "plant"))
+        plant = _table(data.get("plant", {}), "plant", ("preset", "seed"))
+        self.plant_preset = plant.get("preset", "typical")
+        if self.plant_preset not in ("typical", "hard", "easy"):
+            raise ScenarioError(
+                "plant.preset: %r is not one of typical, hard, easy" % (self.plant_preset,)
+            )
+        self.plant_seed = _int(plant.get("seed", 0), "plant.seed", 0)
         self.board = data.get("board", {}).get("name", "pico_default")
         _table(data.get("board", {}), "board", ("name",))
         self.settings, self.start_ms_of_day = self._settings(data.get("settings", {}))
@@ -188,6 +198,11 @@ class Scenario:
             "resume",
             "select_profile",
             "set_time",
+            "acknowledge",
+            "occlude",
+            "partial_occlusion",
+            "disconnect",
+            "clear_occlusion",
         )
         _table(raw, key, ("at_min", "at_h") + kinds)
         if ("at_min" in raw) == ("at_h" in raw):
@@ -240,15 +255,34 @@ class Scenario:
         if kind == "set_time":
             ms_of_day = _hhmm_ms(value, k)
             return at_ms, kind, lambda app: app.set_time_of_day(ms_of_day)
+        if kind == "partial_occlusion":
+            _table(value, k, ("percent",), ("percent",))
+            pct = _number(value["percent"], k + ".percent", 1, 99)
+            return at_ms, kind, _on_plant(lambda plant: plant.partial_occlusion(pct))
         if value is not True:
             raise ScenarioError("%s: expected true, got %r" % (k, value))
+        plant_events = {
+            "occlude": lambda plant: plant.occlude(),
+            "disconnect": lambda plant: plant.disconnect(),
+            "clear_occlusion": lambda plant: plant.clear(),
+        }
+        if kind in plant_events:
+            return at_ms, kind, _on_plant(plant_events[kind])
         method = {
+            "acknowledge": "acknowledge",
             "cancel_bolus": "cancel_bolus",
             "cancel_temp": "cancel_temp",
             "suspend": "suspend",
             "resume": "resume",
         }[kind]
         return at_ms, kind, lambda app: getattr(app, method)()
+
+
+class _on_plant:
+    """A scenario action on the physical plant (the line), not on the firmware."""
+
+    def __init__(self, fn):
+        self.fn = fn
 
 
 def load(path):
@@ -297,6 +331,12 @@ class Result:
             "motor_steps": sim.driver.position_steps,
             "trains": len(self.deliveries),
             "refused": counts.get(REFUSED, 0),
+            "plant": {
+                "preset": self.scenario.plant_preset,
+                "delivered_nl": round(sim.plant.delivered_nl()),
+                "spilled_nl": round(sim.plant.spilled_nl()),
+                "line": sim.plant.line_state(),
+            },
             "events": counts,
             "wall_s": round(self.wall_s, 3),
             "sim_hours_per_wall_s": round(hours / self.wall_s, 1) if self.wall_s else None,
@@ -313,6 +353,10 @@ class Result:
                 record = {"t_ms": t_ms, "type": etype, "seq": seq}
                 record.update(fields)
                 f.write(json.dumps(record) + "\n")
+        with open(os.path.join(out_dir, "outflow.csv"), "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(("t_ms", "delivered_nl"))
+            writer.writerows(self.sim.outflow.rows)
         with open(os.path.join(out_dir, "summary.json"), "w") as f:
             json.dump(self.summary(), f, indent=2)
             f.write("\n")
@@ -325,9 +369,14 @@ def run(scenario, progress=None):
         board=scenario.board,
         settings=scenario.settings,
         start_ms_of_day=scenario.start_ms_of_day,
+        plant_params=getattr(PlantParams, scenario.plant_preset)(),
+        seed=scenario.plant_seed,
     )
     for at_ms, _kind, action in scenario.actions:
-        sim.at(at_ms, action)
+        if isinstance(action, _on_plant):
+            sim.at_plant(at_ms, action.fn)
+        else:
+            sim.at(at_ms, action)
     step = HOUR_MS
     t = 0
     while t < scenario.duration_ms:

@@ -33,8 +33,7 @@ SEAT = "seat"  # pusher forward onto a new reservoir's stopper (no insulin moves
 _SEATED_MN = 300  # force that says the pusher is on the stopper
 _REWIND_CHUNK_S = 20  # a rewind train lasts 1/20 s, so it stops within 0.05 s of the end stop
 _BACKOFF_MAX_UL = 40  # never back off more than this (a plunger's play plus the line's stretch)
-_BACKOFF_CHUNK_UL = 1  # back off in small moves, reading the force after each
-_RELIEF_MARGIN_MN = 20  # backed off once the force is this close to the floor before
+_BACKOFF_CHUNK_NL = 200  # back off in small moves (14 steps), reading the force after each
 _SENSOR_CHECK_MS = 30_000  # the load cell is read at least this often, even when idle
 
 
@@ -74,7 +73,6 @@ class App:
         self.position_steps = 0  # the pusher's travel since boot (forward minus back)
         self.force_mn = None  # last good plunger force
         self._force_read_ms = None
-        self._relief_target_mn = None
         self._stepper = board.stepper
         # Fills and back-offs run at the quick bolus speed (15 U/min) or the motor's limit.
         self._prime_sps = min(
@@ -266,7 +264,7 @@ class App:
             self.therapy.train_done(kind, part, steps, train[3])
             self.reservoir.took(steps)
             self.monitor.delivered(now, steps)
-            self._judge_line(now, kind == BOLUS)
+            self._judge_line(now, self.therapy.bolus is not None)
             return
         motion = self._motion
         self._moved += steps
@@ -284,10 +282,7 @@ class App:
             if force is not None and force >= _SEATED_MN:
                 motion[2] = 0
         if kind == BACKOFF:
-            force = self.read_force(now)
-            target = self._relief_target_mn
-            if force is None or target is None or force <= target + _RELIEF_MARGIN_MN:
-                motion[2] = 0
+            self.read_force(now)  # for the record: the force as the pressure comes off
         if motion[2] <= 0 or steps < train[2]:
             self._motion = None
             self._motion_done(kind, part, now)
@@ -304,7 +299,6 @@ class App:
                 now, ev.BACKOFF, steps=moved, nl=mech.nl_for_steps(moved),
                 not_delivered_mu=mech.mu_for_steps(moved), force_mn=self.force_mn,
             )
-            self._relief_target_mn = None
             if self.detector is not None:
                 self.detector.reset()
             self.alarms.clear(now, al.OCCLUSION)
@@ -334,7 +328,7 @@ class App:
                     return
                 left = left if left < chunk else chunk
             elif kind == BACKOFF:
-                chunk = _BACKOFF_CHUNK_UL * 1_000_000 // self.board.mechanics.pl_per_step or 1
+                chunk = _BACKOFF_CHUNK_NL * 1000 // self.board.mechanics.pl_per_step or 1
                 left = left if left < chunk else chunk
             self._start_train(now, kind, part, left, rate, forward)
             return
@@ -346,7 +340,7 @@ class App:
         if allowed <= 0:
             self.fault(al.RESERVOIR_EMPTY, remaining_steps=self.reservoir.remaining_steps)
             return
-        if self._judge_line(now, kind == BOLUS):
+        if self._judge_line(now, self.therapy.bolus is not None):
             return  # the fault path ran: nothing more goes out
         self._start_train(now, kind, part, allowed, rate)
 
@@ -374,18 +368,16 @@ class App:
         self._update_sound(now)
 
     def _relieve_pressure(self, now):
-        """After an occlusion: back the plunger off until the force is back to the floor it
-        had before the pressure built up, so reopening the line releases no bolus."""
+        """After an occlusion: back the plunger off by the travel since the force was last
+        at its floor, so the volume pushed into the blocked line comes back and reopening
+        the line releases no bolus. (Reading the force while backing off would stop too
+        early: friction turns round with the motion and hides the pressure.)"""
         detector = self.detector
-        target = None if detector is None else detector.relief_target_mn()
-        if target is None or self.force_mn is None:
+        start = None if detector is None else detector.relief_from_steps()
+        if start is None:
             self.alarms.clear(now, al.OCCLUSION)  # nothing measured to relieve
             return
-        self._relief_target_mn = target
-        mech = self.board.mechanics
-        self._moved = 0
-        self._motion = [BACKOFF, 0, _BACKOFF_MAX_UL * 1_000_000 // mech.pl_per_step, self._prime_sps,
-                        False]
+        self.back_off(self.position_steps - start)
 
     # ----- the line: force on the plunger ---------------------------------------------
 

@@ -18,7 +18,6 @@ a floor that falls by ``drop_mn`` during a bolus is a disconnected or leaking li
 OCCLUDED = "occlusion"
 DISCONNECTED = "disconnected"
 
-_MAX_SAMPLES = 64  # older samples beyond the window are dropped first
 
 
 class OcclusionDetector:
@@ -36,10 +35,18 @@ class OcclusionDetector:
         self.rise_mn = rise_mn
         self.ceiling_mn = ceiling_mn
         self.drop_mn = drop_mn
+        self._max_samples = window_steps + 2  # one per position at most
+        self._bolus = False
+        self._start = 0
+        # After a reset the force first climbs to the sliding friction as the stopper
+        # takes the load (at boot, after a back-off, a bolus's start or end): that rise
+        # is not an occlusion. Judge only after this much travel.
+        self.warmup_steps = 2 * window_steps
         self._positions = []
         self._forces = []
         self.floor_old_mn = None  # the two floors of the last judgement (for the record)
         self.floor_new_mn = None
+        self.floor_old_at = None  # position of the older floor (steps)
 
     def reset(self):
         """Forget the history (after a back-off, a resume or a reservoir change)."""
@@ -47,45 +54,62 @@ class OcclusionDetector:
         self._forces = []
         self.floor_old_mn = None
         self.floor_new_mn = None
+        self.floor_old_at = None
 
     def observe(self, position_steps, force_mn, bolus=False):
         """Take one sample; returns OCCLUDED, DISCONNECTED or None."""
         if force_mn >= self.ceiling_mn:
             return OCCLUDED
+        if bolus != self._bolus:
+            # Flow starts or stops: the line pressure steps to a new level. Compare like
+            # with like: a bolus with itself, basal with basal.
+            self.reset()
+            self._bolus = bolus
         positions = self._positions
         forces = self._forces
-        positions.append(position_steps)
-        forces.append(force_mn)
+        if positions and positions[-1] == position_steps:
+            # Only the floor matters: keep the lowest force seen at each position.
+            if force_mn < forces[-1]:
+                forces[-1] = force_mn
+        else:
+            if not positions:
+                self._start = position_steps
+            positions.append(position_steps)
+            forces.append(force_mn)
         oldest_needed = position_steps - self.window_steps
         # Keep one sample at or before the window's start, so the older half is full.
         while len(positions) > 2 and positions[1] <= oldest_needed:
             positions.pop(0)
             forces.pop(0)
-        if len(positions) > _MAX_SAMPLES:
+        if len(positions) > self._max_samples:
             positions.pop(0)
             forces.pop(0)
-        if positions[0] > oldest_needed:
-            return None  # not yet a whole window of travel
+        if positions[0] > oldest_needed or position_steps - self._start < self.warmup_steps:
+            return None  # not yet a whole window of travel since the stopper took the load
         middle = position_steps - self.window_steps // 2
         floor_old = None
         floor_new = None
+        floor_old_at = None
         for i in range(len(positions)):
             f = forces[i]
             if positions[i] <= middle:
                 if floor_old is None or f < floor_old:
                     floor_old = f
+                    floor_old_at = positions[i]
             elif floor_new is None or f < floor_new:
                 floor_new = f
         if floor_old is None or floor_new is None:
             return None
         self.floor_old_mn = floor_old
         self.floor_new_mn = floor_new
+        self.floor_old_at = floor_old_at
         if floor_new - floor_old >= self.rise_mn:
             return OCCLUDED
         if bolus and self.drop_mn and floor_old - floor_new >= self.drop_mn:
             return DISCONNECTED
         return None
 
-    def relief_target_mn(self):
-        """The force to back off to: the floor before the pressure built up."""
-        return self.floor_old_mn
+    def relief_from_steps(self):
+        """Where the force was last at its floor (steps): the line was open up to there, so
+        backing off to it returns everything pushed since. None before a judgement."""
+        return self.floor_old_at
