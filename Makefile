@@ -43,7 +43,7 @@ help:
 	@echo "  make build      compile firmware + board to $(BUILD)/ for the Pico (.mpy, manifest.json)"
 	@echo "  make flash      build, copy $(BUILD)/ to the Pico with mpremote, reset it"
 	@echo "  make sim        run the simulator (tools/sim.py)"
-	@echo "  make bench      run the benchmarks (tools/bench.py)"
+	@echo "  make bench      run the benchmarks (tools/bench.py, tools/bench_safety.py)"
 	@echo "  make install    only set up $(VENV)"
 	@echo "  make clean      remove $(BUILD)/ and caches; make distclean also $(VENV) and out/"
 	@echo "Variables: BOARD=$(BOARD) (a file in boards/), PORT=<serial port> (flash),"
@@ -134,6 +134,7 @@ sim: $(STAMP)
 
 bench: $(STAMP)
 	$(VPY) tools/bench.py $(ARGS)
+	$(VPY) tools/bench_safety.py
 
 # --- housekeeping ------------------------------------------------------------
 
