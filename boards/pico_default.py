@@ -77,6 +77,12 @@ OCCLUSION = {
     "drop_mn": 0,  # floor fall during a bolus for a disconnection alert (0: off)
 }
 
+# Supply: 3 x AA alkaline cells on VSYS, read through the Pico's VSYS/3 divider on GP29.
+BATTERY = {"low_mv": 3600, "depleted_mv": 3300, "hysteresis_mv": 100}
+
+# Watchdog: the RP2040's counter reaches 8.3 s at most; the main loop feeds it every 4 s.
+WATCHDOG_MS = 8000
+
 PARTS = (
     ("Raspberry Pi Pico (RP2040)", 1),
     ("A4988 stepper driver carrier (or DRV8825 / TMC2209)", 1),
@@ -97,13 +103,19 @@ def build():
     import machine
     import rp2
 
+    from pump.core.battery import monitor_for_board
     from pump.core.board_spec import check_board
     from pump.core.occlusion import OcclusionDetector
     from pump.core.pressure import LoadCellCalibration, PressureSensor, plunger_area_um2
+    from pump.hal.battery import BatteryGauge
     from pump.hal.board import Board
+    from pump.hal.buttons import Buttons
+    from pump.hal.buzzer import Buzzer
     from pump.hal.hx711 import HX711
     from pump.hal.pulse_counter import PulseCounter
+    from pump.hal.ssd1306 import SSD1306
     from pump.hal.stepper import SM_FREQ, StepperPio, step_train
+    from pump.hal.watchdog import Watchdog
 
     mechanics = check_board(PINS, MECHANICS)
     enable_off = 1 if MECHANICS["enable_active_low"] else 0
@@ -140,6 +152,15 @@ def build():
         OCCLUSION["ceiling_mn"],
         OCCLUSION["drop_mn"],
     )
+    buttons = Buttons(
+        *[
+            machine.Pin(PINS[name], machine.Pin.IN, machine.Pin.PULL_UP)
+            for name in ("button_up", "button_down", "button_ok", "button_back")
+        ]
+    )
+    i2c = machine.I2C(
+        0, sda=machine.Pin(PINS["i2c_sda"]), scl=machine.Pin(PINS["i2c_scl"]), freq=400_000
+    )
     return Board(
         NAME,
         PINS,
@@ -154,4 +175,10 @@ def build():
         force_sensor=load_cell,
         pressure=pressure,
         occlusion=occlusion,
+        buzzer=Buzzer(machine.PWM(machine.Pin(PINS["buzzer"]))),
+        watchdog=Watchdog(machine.WDT, WATCHDOG_MS),  # started by the App after the self-test
+        battery=BatteryGauge(machine.ADC(machine.Pin(PINS["battery_adc"]))),
+        battery_monitor=monitor_for_board(BATTERY),
+        buttons=buttons,
+        display=SSD1306(i2c, 128, 64, 0x3C),
     )

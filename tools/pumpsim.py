@@ -18,11 +18,14 @@ from fakes import vclock
 from fakes.devices import StepperDriverModel
 from fakes.plant import OutflowRecorder, Plant, PlantParams
 from fakes.sensors import HX711Device
+from fakes.ssd1306 import SSD1306Device
 
 from pump.app import App
 from pump.core.events import EventLog
 
 NS_PER_MS = 1_000_000
+FRESH_BATTERY_V = 4.5  # 3 x AA alkaline, new, at VSYS
+KEY_PINS = {"UP": "button_up", "DOWN": "button_down", "OK": "button_ok", "BACK": "button_back"}
 
 
 def load_board_module(name):
@@ -54,11 +57,22 @@ class SimPump:
         prepare_board=None,
         plant_params=None,
         seed=0,
+        start=True,
     ):
         fakes.reset()
         self.clock = vclock.current()
         self.board_module = load_board_module(board)
         self.board = self.board_module.build()
+        # The panel on I2C0 and a fresh battery behind the VSYS/3 divider on GP29.
+        self.display = None
+        pins = self.board_module.PINS
+        if getattr(self.board, "display", None) is not None:
+            self.display = SSD1306Device()
+            machine.I2C.lookup(0).attach(self.board.display.addr, self.display)
+        self.battery_adc = None
+        if "battery_adc" in pins:
+            self.battery_adc = machine.ADC.lookup(pins["battery_adc"])
+            self.set_battery_volts(FRESH_BATTERY_V)
         if prepare_board is not None:
             prepare_board(self.board)  # a test's wiring change, before the firmware starts
         pins = self.board_module.PINS
@@ -101,6 +115,11 @@ class SimPump:
         )
         self.app.therapy.delivery_listener = self._on_delivery
         self._t0_ns = self.clock.now_ns
+        if start:
+            self.app.start()
+
+    def start(self):
+        """Boot the firmware (self-test, then delivery), when built with start=False."""
         self.app.start()
 
     def _on_delivery(self, t_ms, kind, steps, mu):
@@ -132,6 +151,47 @@ class SimPump:
             app.sleep()
         app.service()
 
+
+    # ----- the person at the pump: battery, keys, screen ------------------------------
+
+    def set_battery_volts(self, volts):
+        """The battery voltage at VSYS (the ADC sees a third of it)."""
+        self.battery_adc.set_voltage(volts / 3)
+
+    def key_pin(self, key_name):
+        """The Pin of a front-panel key ('UP', 'DOWN', 'OK', 'BACK')."""
+        return machine.Pin.lookup(self.board_module.PINS[KEY_PINS[key_name]])
+
+    def hold_key(self, key_name, down=True):
+        """Hold a key down (its pin pulled low by the switch) or let it go."""
+        self.key_pin(key_name).drive(0 if down else None)
+
+    def press(self, key_name, hold_ms=80, gap_ms=120):
+        """Press a key for ``hold_ms`` and let go, the firmware running meanwhile; then run
+        ``gap_ms`` more, as a person's pace between keys."""
+        start = self.now_ms()
+        self.clock.call_at(self._t0_ns + start * NS_PER_MS, lambda: self.hold_key(key_name))
+        self.clock.call_at(
+            self._t0_ns + (start + hold_ms) * NS_PER_MS,
+            lambda: self.hold_key(key_name, False),
+        )
+        self.run_until(start + hold_ms + gap_ms)
+
+    def screen_pixels(self):
+        """What the panel shows, as rows of 0/1."""
+        return self.display.pixels()
+
+    def screen_text(self):
+        """The texts on the panel, one 'x,y: text' line each."""
+        from test_ui import read_lines
+
+        return "\n".join(read_lines(self.display.pixels()))
+
+    def screen_png(self, path, scale=4):
+        """Save what the panel shows as a PNG."""
+        import frames
+
+        return frames.save_png(self.display.pixels(), path, scale)
 
     def settle(self, limit_ms=10_000):
         """Let a pulse train already on the motor finish, so its steps are recorded."""

@@ -12,12 +12,15 @@ Concurrency, declared up front:
 import machine
 
 from pump.core import alarms as al
+from pump.core import battery as bat
 from pump.core import bolus as bolus_mod
 from pump.core import events as ev
+from pump.core import keys, selftest
 from pump.core import reservoir as res
 from pump.core.alarms import AlarmManager
 from pump.core.errors import Refused
 from pump.core.events import EventLog
+from pump.core.health import TaskMonitor, reset_cause_name, was_watchdog_reset
 from pump.core.occlusion import DISCONNECTED, OCCLUDED
 from pump.core.reservoir import Reservoir
 from pump.core.safety import DeliveryMonitor
@@ -35,11 +38,20 @@ _REWIND_CHUNK_S = 20  # a rewind train lasts 1/20 s, so it stops within 0.05 s o
 _BACKOFF_MAX_UL = 40  # never back off more than this (a plunger's play plus the line's stretch)
 _BACKOFF_CHUNK_NL = 200  # back off in small moves (14 steps), reading the force after each
 _SENSOR_CHECK_MS = 30_000  # the load cell is read at least this often, even when idle
+_BASAL_JOB_MS = 60_000  # the main loop's delivery pass reports at least this often
+_DISPLAY_RETRY_MS = 30_000  # a display that stopped answering is tried again this often
+_FULL_BATTERY_MV = 4500  # 3 x AA alkaline, new: the top of the battery gauge on screen
+_LOAD_CELL_READS = 4  # readings at rest the self-test judges
+_SELF_TEST_POLL_MS = 10  # how often the self-test looks for the load cell's next sample
 
 
 class App:
-    def __init__(self, board, clock, settings=None, ms_of_day=None, events=None):
+    def __init__(
+        self, board, clock, settings=None, ms_of_day=None, events=None, firmware_root=None
+    ):
         self.board = board
+        self._clock = clock
+        self.firmware_root = firmware_root  # "/" on a release image: its files are checked
         if ms_of_day is None:
             dt = board.rtc.datetime()  # (year, month, day, weekday, h, m, s, subseconds)
             ms_of_day = ((dt[4] * 60 + dt[5]) * 60 + dt[6]) * 1000
@@ -90,6 +102,44 @@ class App:
             self._diag.irq(self._stall_cb, machine.Pin.IRQ_RISING, hard=True)
         self._inbox = []
         self.running = False
+        self._init_health(board)
+        self._init_ui(board, s)
+
+    def _init_health(self, board):
+        """Watchdog, battery and buzzer parts (each None on a board without it)."""
+        self.health = TaskMonitor()
+        self.watchdog = board.watchdog
+        self.battery = board.battery
+        self.battery_monitor = board.battery_monitor
+        if self.battery is None:
+            self.battery_monitor = None
+        self._sound_wake_ms = None  # when the buzzer's pattern next changes
+        self.self_test_failures = []
+
+    def _init_ui(self, board, settings):
+        """Buttons, keypad, display and screens."""
+        self.buttons = board.buttons
+        self.keypad = None
+        self._key_edge = False
+        self._key_edge_cb = self._on_key_edge
+        if self.buttons is not None:
+            self.keypad = keys.Keypad()
+        self.display = board.display
+        self.display_ok = False
+        self._display_retry_ms = None
+        self._drawn_ms = -1  # when the frame was last drawn
+        self._redraw_at = None  # when the screens, just drawn, asked to be drawn again
+        self.ui = None
+        if self.display is not None:
+            from pump.ui.ui import Ui  # the screens cost RAM: only on a board with a display
+
+            self.ui = Ui(
+                self,
+                self.display,
+                calculator=getattr(settings, "calculator", None),
+                iob=self.therapy.iob,
+                battery=self.battery_percent,
+            )
 
     # ----- interrupts ---------------------------------------------------------------
 
@@ -115,6 +165,11 @@ class App:
 
     def _on_wake_timer(self, _timer):
         # Hard interrupt handler: allocation-free.
+        self._woken = True
+
+    def _on_key_edge(self, _pin):
+        # Hard interrupt handler: allocation-free. A key changed: poll the keypad now.
+        self._key_edge = True
         self._woken = True
 
     def _on_stall(self, _pin):
@@ -151,10 +206,90 @@ class App:
     # ----- main loop --------------------------------------------------------------------
 
     def start(self):
+        """Boot: record why the chip restarted, run the self-test, then start delivery (or
+        stay in the safe state if the self-test failed) and the watchdog."""
         now = self.now_ms()
-        self.events.emit(now, ev.BOOT, nu_per_step=self.board.mechanics.nu_per_step)
+        cause = machine.reset_cause()
+        name = reset_cause_name(cause)
+        self.events.emit(
+            now, ev.BOOT, nu_per_step=self.board.mechanics.nu_per_step, reset_cause=name
+        )
+        self.events.emit(now, ev.RESET_CAUSE, code=cause, cause=name)
+        if was_watchdog_reset(cause):
+            self.alarms.raise_alarm(now, al.RESET, cause=name)
+        failures = self.self_test()
+        now = self.now_ms()
         self._sync_basal(now)
         self.running = True
+        if failures:
+            self.fault(al.SELF_TEST, failures=len(failures), first=failures[0][1])
+        self.health.register("basal", _BASAL_JOB_MS, now)
+        if self.battery_monitor is not None:
+            self.health.register("battery", bat.MAX_INTERVAL_MS, now)
+        if self.buttons is not None:
+            self.buttons.on_edge(self._key_edge_cb)
+        if self.watchdog is not None:
+            self.watchdog.start()
+            self.watchdog.feed_if(True)
+        self._update_sound(now)
+
+    def self_test(self):
+        """The power-on self-test: reads every part, judges them (pump.core.selftest) and
+        records the result; returns the failures as (code, message), empty when it passed."""
+        readings = selftest.BootReadings()
+        if self.buttons is not None:
+            mask = self.buttons.read_mask()
+            readings.keys_down = [keys.KEY_NAMES[i] for i in range(4) if mask & keys.KEYS[i]]
+        if self.display is not None:
+            readings.display_found = self._init_display()
+            if not self.display_ok:
+                self._display_retry_ms = self.now_ms() + _DISPLAY_RETRY_MS
+        if self._force_sensor is not None:
+            self._read_load_cell_at_rest(readings)
+        buzzer = self._buzzer
+        if buzzer is not None:
+            buzzer.self_test_tone()
+            now = self.now_ms()
+            self._sound_wake_ms = now + (buzzer.update(now) or 0)
+            readings.buzzer_driven = buzzer.driven()
+        if self.firmware_root is not None:
+            from pump.hal.firmware_files import verify
+
+            readings.firmware = verify(self.firmware_root)
+        else:
+            readings.release = False  # running from source: no image to check
+        failures = selftest.judge(readings)
+        self.self_test_failures = failures
+        self.events.emit(
+            self.now_ms(),
+            ev.SELF_TEST,
+            passed=0 if failures else 1,
+            codes=selftest.codes(failures),
+            firmware=selftest.firmware_status(readings.firmware, readings.release),
+        )
+        return failures
+
+    def _read_load_cell_at_rest(self, readings):
+        # The HX711 gives its first sample within 400 ms of power-up, then 10 a second.
+        limits = selftest.LoadCellLimits()
+        sensor = self._force_sensor
+        start = self.now_ms()
+        deadline = start + limits.ready_ms + _LOAD_CELL_READS * 200
+        samples = []
+        ready_ms = -1
+        while len(samples) < _LOAD_CELL_READS:
+            raw = sensor.read_raw()
+            now = self.now_ms()
+            if raw is not None:
+                if ready_ms < 0:
+                    ready_ms = now - start
+                samples.append(raw)
+            elif now >= deadline or (ready_ms < 0 and now - start > limits.ready_ms):
+                break
+            else:
+                self._clock.sleep_ms(_SELF_TEST_POLL_MS)
+        readings.load_cell_ready_ms = ready_ms
+        readings.load_cell_samples = samples
 
     def run(self):
         """The firmware's main loop (never returns on the board)."""
@@ -168,7 +303,10 @@ class App:
         now = self.now_ms()
         self._collect_train(now)
         self._pump_basal(now)
+        self.health.report("basal", now)
         self._check_safety(now)
+        self._service_battery(now)
+        self._service_keys(now)
         if self._inbox:
             while self._inbox:
                 action = self._inbox.pop(0)
@@ -177,12 +315,18 @@ class App:
             self._check_safety(now)
         self._dispatch(now)
         self._update_sound(now)
+        self._service_display(now)
+        if self.watchdog is not None:
+            self.watchdog.feed_if(self.health.healthy(now))
 
     def sleep(self):
         """Wait (in low power) until an interrupt brings work for the main loop."""
         now = self.now_ms()
         wake_at = self._next_wake_ms(now)
         wait = _HOUSEKEEPING_MS
+        dog = self.watchdog
+        if dog is not None and dog.started:
+            wait = dog.feed_interval_ms()  # wake to feed it, or it resets the chip
         if wake_at is not None and wake_at < now + wait:
             if wake_at <= now:
                 if self._train is None:
@@ -209,6 +353,16 @@ class App:
             check = self._force_read_ms + _SENSOR_CHECK_MS
             if wake is None or check < wake:
                 wake = check
+        if self.battery_monitor is not None:
+            wake = _earliest(wake, now + self.battery_monitor.ms_until_due(now))
+        wake = _earliest(wake, self._sound_wake_ms)
+        if self.keypad is not None:
+            wake = _earliest(wake, self.keypad.next_poll_ms(now))
+        if self.ui is not None:
+            if self.display_ok:
+                wake = _earliest(wake, self._redraw_due(now))
+            else:
+                wake = _earliest(wake, self._display_retry_ms)
         return wake
 
     def _has_work(self):
@@ -504,14 +658,118 @@ class App:
 
     def _update_sound(self, now):
         level = self.alarms.sound(now)
-        if level == self._sounding:
-            return
         self._sounding = level
-        if self._buzzer is not None:
-            if level:
-                self._buzzer.play(level)
+        buzzer = self._buzzer
+        if buzzer is None:
+            return
+        buzzer.follow(level)
+        wait = buzzer.update(now)
+        self._sound_wake_ms = None if wait is None else now + wait
+
+    # ----- health: battery, watchdog ---------------------------------------------------
+
+    def _service_battery(self, now):
+        monitor = self.battery_monitor
+        if monitor is None or not monitor.due(now):
+            return
+        mv = self.battery.read_mv()
+        self.health.report("battery", now)
+        state = monitor.update(now, mv)
+        if state is None:
+            return
+        self.events.emit(now, ev.BATTERY, state=bat.STATE_NAMES[state], mv=mv)
+        if state == bat.DEPLETED:
+            self.fault(al.BATTERY_DEPLETED, mv=mv)
+            return
+        self.alarms.clear(now, al.BATTERY_DEPLETED)
+        if state == bat.LOW:
+            self.alarms.raise_alarm(now, al.BATTERY_LOW, mv=mv)
+        else:
+            self.alarms.clear(now, al.BATTERY_LOW)
+
+    def battery_percent(self):
+        """The battery gauge for the screen, 0-100 %, or None before the first reading."""
+        monitor = self.battery_monitor
+        if monitor is None or monitor.last_mv is None:
+            return None
+        span = _FULL_BATTERY_MV - monitor.depleted_mv
+        percent = (monitor.last_mv - monitor.depleted_mv) * 100 // span
+        return 0 if percent < 0 else (100 if percent > 100 else percent)
+
+    # ----- keys and screen -----------------------------------------------------------------
+
+    def _service_keys(self, now):
+        keypad = self.keypad
+        if keypad is None:
+            return
+        due = keypad.next_poll_ms(now)
+        if not self._key_edge and (due is None or due > now):
+            return
+        self._key_edge = False
+        keypad.update(now, self.buttons.read_mask())
+        event = keypad.pop()
+        while event is not None:
+            kind = event[0]
+            if kind == keys.STUCK:
+                self.alarms.raise_alarm(now, al.STUCK_KEY, key=keys.key_name(event[1]))
+            elif kind == keys.STUCK_CLEARED:
+                self.alarms.clear(now, al.STUCK_KEY)
+            elif self.ui is not None and self.display_ok:
+                self.ui.handle(event, self.now_ms())
             else:
-                self._buzzer.stop()
+                self.button_pressed()  # keys unseen on a dark screen do nothing else
+            event = keypad.pop()
+
+    def _init_display(self):
+        """(Re)start the display; True when it answered."""
+        try:
+            self.display.init_display()
+        except OSError:
+            self.display_ok = False
+            return False
+        self.display_ok = True
+        self._display_retry_ms = None
+        if self.ui is not None:
+            self.ui.needs_redraw = True
+        return True
+
+    def _redraw_due(self, now):
+        # A frame drawn at a time covers everything due by then: a due time the screens keep
+        # reporting from the past (an idle timeout under an alarm) must not spin the loop.
+        # The screens answer "the next minute" from whenever they are asked: keep the answer
+        # given right after drawing.
+        ui = self.ui
+        due = _earliest(ui.next_redraw_ms(now), self._redraw_at)
+        if due is not None and due <= self._drawn_ms and not ui.needs_redraw:
+            return None
+        return due
+
+    def _service_display(self, now):
+        ui = self.ui
+        if ui is None:
+            return
+        if not self.display_ok:
+            retry = self._display_retry_ms
+            if retry is None or now < retry:
+                return
+            if not self._init_display():
+                self._display_retry_ms = now + _DISPLAY_RETRY_MS
+                return
+            self.events.emit(now, ev.DISPLAY_BACK)
+            self.alarms.clear(now, al.DISPLAY)
+        due = self._redraw_due(now)
+        if due is None or due > now:
+            return
+        self._drawn_ms = now
+        ui.draw(now)
+        self._redraw_at = ui.next_redraw_ms(now)
+        try:
+            self.display.show()
+        except OSError:
+            self.display_ok = False
+            self._display_retry_ms = now + _DISPLAY_RETRY_MS
+            self.events.emit(now, ev.DISPLAY_LOST)
+            self.alarms.raise_alarm(now, al.DISPLAY)
 
     # ----- commands: run by the main loop; each returns None or the refusal reason ----
 
@@ -690,3 +948,12 @@ class App:
             return
         self._moved = 0
         self._motion = [BACKOFF, 0, steps, self._prime_sps, False]
+
+
+def _earliest(wake, t):
+    """The earlier of two wake-up times, either of which may be None."""
+    if t is None:
+        return wake
+    if wake is None or t < wake:
+        return t
+    return wake

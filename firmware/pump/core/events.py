@@ -27,8 +27,11 @@ RESERVOIR_REWOUND = "reservoir_rewound"
 RESERVOIR_LOADED = "reservoir_loaded"
 RESERVOIR_SEATED = "reservoir_seated"  # pusher brought up to the new stopper: steps
 PRIMED = "primed"  # tubing or cannula fill: never therapy, never insulin on board
-SELF_TEST = "self_test"
-RESET_CAUSE = "reset_cause"
+SELF_TEST = "self_test"  # power-on self-test: passed, failure codes
+RESET_CAUSE = "reset_cause"  # why the chip restarted: code, cause ('watchdog', 'power_on', ...)
+BATTERY = "battery"  # the battery state changed: state ('ok', 'low', 'depleted'), mv
+DISPLAY_LOST = "display_lost"  # the display stopped answering on I2C
+DISPLAY_BACK = "display_back"  # the display answers again (re-initialised)
 
 
 class EventLog:

@@ -9,6 +9,7 @@ reason, after recording the refusal; a refused command changes nothing.
 from pump.core import bolus as bolus_mod
 from pump.core import events as ev
 from pump.core.errors import Refused, fmt_rate, fmt_units
+from pump.core.iob import IobHistory, InsulinCurve
 from pump.core.schedule import (
     DAY_MS,
     MAX_PROFILES,
@@ -57,6 +58,7 @@ class Therapy:
         self.delivery_listener = None  # called (t_ms, kind, steps, mu) for every train
         self.basal = DoseCounter(mechanics)
         self.bolus_delivered = DoseCounter(mechanics)
+        self.iob = IobHistory(InsulinCurve())  # boluses delivered, for insulin on board
         self.temp = None
         self.bolus = None
         self.basal_pending = 0  # accrued basal steps not yet sent to the motor
@@ -205,6 +207,7 @@ class Therapy:
             mu = self.basal.add(steps)
         else:
             mu = self.bolus_delivered.add(steps)
+            self.iob.add(t_ms, mu)
             bolus = self.bolus
             if bolus is not None:
                 if part == PART_NOW:

@@ -25,6 +25,11 @@ class Board:
         force_sensor=None,
         pressure=None,
         occlusion=None,
+        watchdog=None,
+        battery=None,
+        battery_monitor=None,
+        buttons=None,
+        display=None,
     ):
         self.name = name
         self.pins = pins
@@ -40,3 +45,8 @@ class Board:
         self.force_sensor = force_sensor  # load cell driver: read_raw() -> counts or None
         self.pressure = pressure  # core PressureSensor: calibration and sensor fault rules
         self.occlusion = occlusion  # core OcclusionDetector tuned for this build
+        self.watchdog = watchdog  # hal Watchdog: started by the App after the self-test
+        self.battery = battery  # hal BatteryGauge: read_mv()
+        self.battery_monitor = battery_monitor  # core BatteryMonitor with this supply's levels
+        self.buttons = buttons  # hal Buttons: UP, DOWN, OK, BACK
+        self.display = display  # hal SSD1306 (a FrameBuffer): init_display(), show()
