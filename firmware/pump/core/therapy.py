@@ -9,7 +9,7 @@ reason, after recording the refusal; a refused command changes nothing.
 from pump.core import bolus as bolus_mod
 from pump.core import events as ev
 from pump.core.errors import Refused, fmt_rate, fmt_units
-from pump.core.iob import IobHistory, InsulinCurve
+from pump.core.iob import InsulinCurve, IobHistory
 from pump.core.schedule import (
     DAY_MS,
     MAX_PROFILES,
