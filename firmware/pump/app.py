@@ -239,7 +239,8 @@ class App:
         readings = selftest.BootReadings()
         if self.buttons is not None:
             mask = self.buttons.read_mask()
-            readings.keys_down = [keys.KEY_NAMES[i] for i in range(4) if mask & keys.KEYS[i]]
+            down = [keys.KEY_NAMES[i] for i in range(4) if mask & keys.KEYS[i]]
+            readings.keys_down = tuple(down)
         if self.display is not None:
             readings.display_found = self._init_display()
             if not self.display_ok:
@@ -275,7 +276,7 @@ class App:
         sensor = self._force_sensor
         start = self.now_ms()
         deadline = start + limits.ready_ms + _LOAD_CELL_READS * 200
-        samples = []
+        samples = []  # type: list[int]
         ready_ms = -1
         while len(samples) < _LOAD_CELL_READS:
             raw = sensor.read_raw()
@@ -739,6 +740,8 @@ class App:
         # The screens answer "the next minute" from whenever they are asked: keep the answer
         # given right after drawing.
         ui = self.ui
+        if ui is None:
+            return None
         due = _earliest(ui.next_redraw_ms(now), self._redraw_at)
         if due is not None and due <= self._drawn_ms and not ui.needs_redraw:
             return None

@@ -41,7 +41,7 @@ class BootReadings:
     """What the App gathered at power-on. None means "this board has no such part"."""
 
     def __init__(self):
-        self.keys_down = ()  # names of keys read as pressed
+        self.keys_down = ()  # type: tuple[str, ...]  # names of keys read as pressed
         self.display_found = None  # I2C scan found the display and its init succeeded
         self.load_cell_ready_ms = None  # ms until the first sample; -1: none in time
         self.load_cell_samples = None  # raw readings at rest, a few in a row
