@@ -551,7 +551,8 @@ class App:
             force = pressure.sample(now, raw)
         code = pressure.fault
         if code is not None:
-            if self.alarms.find(code) is None or not self.alarms.find(code).cause_present:
+            alarm = self.alarms.find(code)
+            if alarm is None or not alarm.cause_present:
                 self.fault(code, raw=pressure.raw)
             return None
         self._clear_sensor_alarms(now)
@@ -590,24 +591,7 @@ class App:
             self._stalled = False
             self.fault(al.OCCLUSION, source="motor stall")
             return
-        breach = self.monitor.breach(now)
-        if breach is not None:
-            if breach == al.DELIVERY_MISMATCH:
-                mismatch = self.monitor.mismatch()
-                self.monitor.counted_steps = self.monitor.reported_steps
-                self.fault(breach, steps_off=mismatch)
-            elif self.alarms.find(breach) is None:
-                self.fault(
-                    breach,
-                    hour_mu=self.monitor.hour_mu(now),
-                    day_mu=self.monitor.day_mu(now),
-                )
-        for code, limit_ok in (
-            (al.LIMIT_HOUR, self.monitor.hour_mu(now) <= self.monitor.max_hour_mu),
-            (al.LIMIT_DAY, self.monitor.day_mu(now) <= self.monitor.max_day_mu),
-        ):
-            if limit_ok and self.alarms.find(code) is not None:
-                self.alarms.clear(now, code)
+        self._check_monitor(now)
         self._check_reservoir(now)
         if self._force_sensor is not None and self._train is None and (
             self._force_read_ms is None or now - self._force_read_ms >= _SENSOR_CHECK_MS
@@ -616,6 +600,24 @@ class App:
         for code in self.alarms.tick(now, self.therapy.suspended_at):
             if code == al.AUTO_OFF:
                 self.fault(code, hours=self.alarms.auto_off_h)
+
+    def _check_monitor(self, now):
+        monitor = self.monitor
+        mismatch = monitor.mismatch()
+        if mismatch:
+            monitor.counted_steps = monitor.reported_steps  # judged once, then start afresh
+            self.fault(al.DELIVERY_MISMATCH, steps_off=mismatch)
+        hour_mu = monitor.hour_mu(now)
+        day_mu = monitor.day_mu(now)
+        for code, over in (
+            (al.LIMIT_HOUR, hour_mu > monitor.max_hour_mu),
+            (al.LIMIT_DAY, day_mu > monitor.max_day_mu),
+        ):
+            latched = self.alarms.find(code)
+            if over and latched is None:
+                self.fault(code, hour_mu=hour_mu, day_mu=day_mu)
+            elif not over and latched is not None:
+                self.alarms.clear(now, code)
 
     def _check_reservoir(self, now):
         level = self.reservoir.level()
