@@ -794,51 +794,52 @@ def _settings_done(ui):
         ui.pop()
 
 
+def _edit_pair(ui, first, second, title, apply):
+    """Edit two settings one after the other, then confirm both on one screen.
+
+    ``first`` and ``second``: (name, label, value, lo, hi, step, fmt) for each Editor;
+    ``apply(ui, a, b)`` makes the change once confirmed.
+    """
+
+    name1, label1, value1, lo1, hi1, step1, fmt1 = first
+    name2, label2, value2, lo2, hi2, step2, fmt2 = second
+
+    def first_ok(ui, a):
+        def second_ok(ui, b):
+            lines = [label1, "  " + fmt1(a), label2, "  " + fmt2(b)]
+            ui.push(Confirm("confirm limits", title, lines, lambda ui: apply(ui, a, b),
+                            done=_settings_done))
+
+        ui.push(Editor(name2, label2, value2, lo2, hi2, step2, fmt2, second_ok))
+
+    ui.push(Editor(name1, label1, value1, lo1, hi1, step1, fmt1, first_ok))
+
+
 def set_limits(ui):
     s = _settings(ui)
     inc = s.increment_mu
-
-    def bolus_ok(ui, max_bolus):
-        def basal_ok(ui, max_basal):
-            def apply(ui):
-                return ui.app.set_limits(max_bolus, max_basal)
-
-            lines = [
-                "Max bolus",
-                "  " + text.units_u(max_bolus),
-                "Max basal",
-                "  " + text.rate(max_basal),
-            ]
-            ui.push(Confirm("confirm limits", "Limits", lines, apply, done=_settings_done))
-
-        ui.push(Editor("max basal", "Max basal", s.max_basal_mu_per_h, schedule.RATE_STEP_MU_H,
-                       15_000, 50, text.rate, basal_ok))
-
-    ui.push(Editor("max bolus", "Max bolus", s.max_bolus_mu, inc, bolus_mod.MAX_BOLUS_LIMIT_MU,
-                   inc, text.units_u, bolus_ok))
+    _edit_pair(
+        ui,
+        ("max bolus", "Max bolus", s.max_bolus_mu, inc, bolus_mod.MAX_BOLUS_LIMIT_MU, inc,
+         text.units_u),
+        ("max basal", "Max basal", s.max_basal_mu_per_h, schedule.RATE_STEP_MU_H, 15_000, 50,
+         text.rate),
+        "Limits",
+        lambda ui, max_bolus, max_basal: ui.app.set_limits(max_bolus, max_basal),
+    )
 
 
 def set_insulin_limits(ui):
     s = _settings(ui)
-
-    def hour_ok(ui, max_hour):
-        def day_ok(ui, max_day):
-            def apply(ui):
-                return ui.app.set_insulin_limits(max_hour, max_day)
-
-            lines = [
-                "Max per hour",
-                "  " + text.units_u(max_hour),
-                "Max per day",
-                "  " + text.units_u(max_day),
-            ]
-            ui.push(Confirm("confirm limits", "Insulin limits", lines, apply, done=_settings_done))
-
-        ui.push(Editor("max day", "Max per day", s.max_day_mu, safety.MAX_DAY_MIN_MU,
-                       safety.MAX_DAY_MAX_MU, 1000, text.units_u, day_ok))
-
-    ui.push(Editor("max hour", "Max per hour", s.max_hour_mu, safety.MAX_HOUR_MIN_MU,
-                   safety.MAX_HOUR_MAX_MU, 500, text.units_u, hour_ok))
+    _edit_pair(
+        ui,
+        ("max hour", "Max per hour", s.max_hour_mu, safety.MAX_HOUR_MIN_MU,
+         safety.MAX_HOUR_MAX_MU, 500, text.units_u),
+        ("max day", "Max per day", s.max_day_mu, safety.MAX_DAY_MIN_MU,
+         safety.MAX_DAY_MAX_MU, 1000, text.units_u),
+        "Insulin limits",
+        lambda ui, max_hour, max_day: ui.app.set_insulin_limits(max_hour, max_day),
+    )
 
 
 def set_low_reservoir(ui):
