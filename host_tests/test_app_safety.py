@@ -48,17 +48,6 @@ def assert_safe_state(sim, code, detected_ms):
     return fault
 
 
-def with_end_stop_model(sim, back_limit_steps):
-    """The end-stop switch closes when the pusher is ``back_limit_steps`` behind its start."""
-    switch = machine.Pin.lookup(sim.board_module.PINS["end_stop"])
-
-    def on_step(_pin, _level, _t_ns):
-        switch.drive(0 if sim.driver.position_steps <= -back_limit_steps else None)
-
-    machine.Pin.lookup(sim.board_module.PINS["step"]).add_listener(on_step)
-    return switch
-
-
 # ----- reservoir -----
 
 

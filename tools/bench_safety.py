@@ -66,12 +66,9 @@ def occlusion_run(preset, rate_u_h, bolus_mu=0, seed=1):
     # Let the detector see a few windows of normal delivery first.
     warm_steps = 6 * sim.board.occlusion.window_steps
     warm_ms = max(HOUR_MS, warm_steps * mech.nu_per_step * 3600 // (rate_u_h * 1_000_000_000))
-    warm_ms = int(warm_ms)
+    t_occ = int(warm_ms)
     if bolus_mu:
-        t_occ = warm_ms
         sim.at(t_occ, lambda app: app.bolus(bolus_mod.NORMAL, bolus_mu))
-    else:
-        t_occ = warm_ms
     sim.at_plant(t_occ, lambda plant: plant.occlude())
     sim.run_until(t_occ)
     delivered_at_occ = sim.plant.delivered_nl()

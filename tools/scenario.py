@@ -258,7 +258,7 @@ class Scenario:
         if kind == "partial_occlusion":
             _table(value, k, ("percent",), ("percent",))
             pct = _number(value["percent"], k + ".percent", 1, 99)
-            return at_ms, kind, _on_plant(lambda plant: plant.partial_occlusion(pct))
+            return at_ms, kind, _PlantAction(lambda plant: plant.partial_occlusion(pct))
         if value is not True:
             raise ScenarioError("%s: expected true, got %r" % (k, value))
         plant_events = {
@@ -267,7 +267,7 @@ class Scenario:
             "clear_occlusion": lambda plant: plant.clear(),
         }
         if kind in plant_events:
-            return at_ms, kind, _on_plant(plant_events[kind])
+            return at_ms, kind, _PlantAction(plant_events[kind])
         method = {
             "acknowledge": "acknowledge",
             "cancel_bolus": "cancel_bolus",
@@ -278,7 +278,7 @@ class Scenario:
         return at_ms, kind, lambda app: getattr(app, method)()
 
 
-class _on_plant:
+class _PlantAction:
     """A scenario action on the physical plant (the line), not on the firmware."""
 
     def __init__(self, fn):
@@ -373,7 +373,7 @@ def run(scenario, progress=None):
         seed=scenario.plant_seed,
     )
     for at_ms, _kind, action in scenario.actions:
-        if isinstance(action, _on_plant):
+        if isinstance(action, _PlantAction):
             sim.at_plant(at_ms, action.fn)
         else:
             sim.at(at_ms, action)
