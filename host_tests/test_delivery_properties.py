@@ -236,23 +236,25 @@ def driver_trains(sim):
 @given(therapy=therapies(max_hours=3))
 def test_full_stack_driver_counts_stay_within_one_step_of_ideal(therapy):
     sim = SimPump(settings=pump_settings(therapy), start_ms_of_day=therapy["start_ms_of_day"])
+    # Commands are taken once the power-on self-test has passed.
+    boot = sim.now_ms()
     replies = []
     for t_ms, method, args in commands(therapy):
         if method == "start_temp":
-            sim.at(t_ms, lambda app, args=args: replies.append(app.temp_basal(*args)))
+            sim.at(boot + t_ms, lambda app, args=args: replies.append(app.temp_basal(*args)))
         else:
-            sim.at(t_ms, lambda app, args=args: replies.append(app.bolus(*args)))
+            sim.at(boot + t_ms, lambda app, args=args: replies.append(app.bolus(*args)))
     last_bolus_end = max((t + d for t, _k, _m, _p, d in therapy["boluses"]), default=0)
     end_ms = max(therapy["end_ms"], last_bolus_end + 10 * MIN)  # 10 U takes 7.5 min
-    sim.run_until(end_ms)
+    sim.run_until(boot + end_ms)
     while sim.board.stepper.busy():
         sim.run_until(sim.now_ms() + 100)
     assert replies == [None] * len(replies)
 
     nu = sim.mechanics.nu_per_step
-    ideal = IdealBasal(
-        therapy["segments"], therapy["start_ms_of_day"], therapy["temps"], sim.now_ms(), nu
-    )
+    # Basal is owed from power-on; the commands arrived from the end of the self-test.
+    temps = [(boot + t, kind, value, d) for t, kind, value, d in therapy["temps"]]
+    ideal = IdealBasal(therapy["segments"], therapy["start_ms_of_day"], temps, sim.now_ms(), nu)
     t0 = sim._t0_ns
 
     def ms(t_ns):
