@@ -5,6 +5,8 @@ PYTHON ?= python3
 BOARD  ?= pico_default
 PORT   ?=
 ARGS   ?=
+# pytest workers for make test (pytest-xdist): one per core.
+JOBS   ?= auto
 
 VENV     := .venv
 VPY      := $(VENV)/bin/python
@@ -47,7 +49,8 @@ help:
 	@echo "  make install    only set up $(VENV)"
 	@echo "  make clean      remove $(BUILD)/ and caches; make distclean also $(VENV) and out/"
 	@echo "Variables: BOARD=$(BOARD) (a file in boards/), PORT=<serial port> (flash),"
-	@echo "           ARGS=<arguments for sim/bench>, PYTHON=$(PYTHON) (creates $(VENV))"
+	@echo "           ARGS=<arguments for sim/bench>, JOBS=$(JOBS) (pytest workers),"
+	@echo "           PYTHON=$(PYTHON) (creates $(VENV))"
 
 # --- environment -------------------------------------------------------------
 
@@ -74,7 +77,7 @@ $(STAMP): requirements.txt requirements-stubs.txt
 # --- checks ------------------------------------------------------------------
 
 test: lint typecheck
-	$(VPY) -m pytest host_tests
+	$(VPY) -m pytest -n $(JOBS) host_tests
 
 lint: $(STAMP)
 	$(VBIN)/ruff check $(or $(LINT_DIRS),.)
