@@ -157,17 +157,80 @@ def test_a_drawn_frame_arrives_pixel_exact(clock):
     assert device.pixels() == fb_pixels(oled, 128, 64)
 
 
+def _wire(device, before):
+    """Bytes on the wire since ``before`` (bytes, transfers): the device does not receive
+    the I2C address byte that starts each transfer."""
+    transfers = device.transfers - before[1]
+    return device.bytes_received - before[0] + transfers, transfers
+
+
 def test_a_full_redraw_costs_1034_bytes_on_the_bus(clock):
     oled, device = make_display()
     oled.init_display()
-    before_bytes, before_transfers = device.bytes_received, device.transfers
-    oled.show()
-    transfers = device.transfers - before_transfers
-    # Each transfer starts with the I2C address byte, which the device does not receive.
-    wire = device.bytes_received - before_bytes + transfers
+    before = device.bytes_received, device.transfers
+    oled.show_all()
+    wire, transfers = _wire(device, before)
     assert (transfers, wire) == (2, 1034)
+    assert (oled.last_transfers, oled.last_bytes) == (2, 1034)
     bits = wire * 9  # 8 data bits and the ACK
     assert 23.0 < bits / 400_000 * 1000 < 23.6  # ms at 400 kHz, start/stop not counted
+    # Every page changed across its width: show() sends the same single frame transfer.
+    oled.fill(1)
+    before = device.bytes_received, device.transfers
+    oled.show()
+    assert _wire(device, before) == (1034, 2)
+
+
+def test_show_sends_nothing_when_nothing_changed(clock):
+    oled, device = make_display()
+    draw_status(oled)
+    oled.init_display()
+    before = device.bytes_received, device.transfers
+    oled.show()
+    assert _wire(device, before) == (0, 0) and oled.last_bytes == 0
+
+
+def test_show_sends_only_the_changed_columns_of_the_changed_page(clock):
+    oled, device = make_display()
+    draw_status(oled)
+    oled.init_display()
+    oled.text("1.30", 92, 40, 1)  # page 5, columns 92..123 (some already lit)
+    before = device.bytes_received, device.transfers
+    oled.show()
+    wire, transfers = _wire(device, before)
+    assert transfers == 2  # the window, then the columns
+    assert wire < 8 + 2 + 32 + 1
+    assert device.pixels() == fb_pixels(oled, 128, 64)
+    assert (oled.last_bytes, oled.last_transfers) == (wire, transfers)
+
+
+def test_neighbouring_changed_pages_share_one_window_and_far_ones_get_their_own(clock):
+    oled, device = make_display()
+    oled.init_display()
+    oled.fill_rect(10, 12, 20, 12, 1)  # pages 1 and 2, columns 10..29
+    before = device.bytes_received, device.transfers
+    oled.show()
+    assert _wire(device, before) == (8 + 2 * (2 + 20), 3)  # one window, a transfer a page
+    oled.pixel(0, 0, 1)  # page 0, column 0
+    oled.pixel(127, 63, 1)  # page 7, column 127
+    before = device.bytes_received, device.transfers
+    oled.show()
+    assert _wire(device, before) == (2 * (8 + 2 + 1), 4)
+    assert device.pixels() == fb_pixels(oled, 128, 64)
+
+
+def test_after_a_bus_error_the_next_show_sends_the_whole_frame(clock):
+    oled, device = make_display()
+    oled.init_display()
+    device.unresponsive = True
+    oled.text("X", 0, 0, 1)
+    with pytest.raises(OSError):
+        oled.show()
+    device.unresponsive = False
+    before = device.bytes_received, device.transfers
+    oled.show()
+    assert _wire(device, before) == (1034, 2)
+    assert device.pixels() == fb_pixels(oled, 128, 64)
 
 
 def test_show_of_a_page_range_updates_only_those_pages(clock):
@@ -213,6 +276,10 @@ def test_an_unresponsive_display_raises_oserror_and_recovers_after_init(clock):
         oled.show()
     assert failure.value.errno == errno.EIO
     device.unresponsive = False
+    oled.show_all()
+    oled.fill_rect(0, 16, 128, 24, 0)  # pages 2 to 4 change
+    oled.fill_rect(3, 17, 100, 20, 1)
+    frame = bytes(oled.buffer)
     device.fail_after = 2  # the window and page 2 go through, page 3 fails
     with pytest.raises(OSError):
         oled.show(2, 4)
@@ -273,7 +340,7 @@ def test_fake_device_models_remap_scan_direction_and_com_pin_wiring(clock):
     assert to_text(device.pixels(), y=61, width=6) == "......\n####..\n####.."
     device.write(b"\x00\xc8\xa0")  # segment remap off: affects only new data
     assert to_text(device.pixels(), width=6, height=3) == upright
-    oled.show()
+    oled.show_all()
     assert to_text(device.pixels(), x=122, width=6, height=2) == "..####\n..####"
     device.write(b"\x00\xa1\xda\x02")  # sequential COM pins on an alternative-wired panel
     oled.show()

@@ -113,10 +113,26 @@ def allocated(fn, n):
     return gc.mem_alloc() - before
 
 
+def whole_change(oled):
+    oled.fill(0 if oled.buffer[0] else 1)  # every byte changes: the whole frame goes out
+    oled.show()
+
+
+def page_change(oled):
+    oled.fill_rect(0, 24, 128, 16, 0 if oled.buffer[3 * 128] else 1)  # pages 3 and 4
+    oled.show()
+
+
+def column_change(oled):
+    oled.fill_rect(20, 24, 8, 16, 0 if oled.buffer[3 * 128 + 20] else 1)  # part of 3 and 4
+    oled.show()
+
+
 def locked(oled):
     micropython.heap_lock()
     try:
-        oled.show()
+        whole_change(oled)
+        page_change(oled)
         oled.show(2, 4)
         oled.poweroff()
         oled.poweron()
@@ -160,9 +176,13 @@ def measure():
     quiet = SSD1306(bus)
     quiet.init_display()
     bus.sent = 0
-    print("alloc_show=%d" % allocated(quiet.show, 10))
+    print("alloc_show=%d" % allocated(lambda: whole_change(quiet), 10))
     print("sent_per_show=%d" % (bus.sent // 10))
-    print("alloc_pages=%d" % allocated(lambda: quiet.show(3, 4), 10))
+    bus.sent = 0
+    print("alloc_pages=%d" % allocated(lambda: page_change(quiet), 10))
+    print("sent_per_pages=%d" % (bus.sent // 10))
+    print("alloc_same=%d" % allocated(quiet.show, 10))
+    print("alloc_columns=%d" % allocated(lambda: column_change(quiet), 10))
     print("locked_ok=%r" % locked(quiet))
     print("alloc_fake_bus=%d" % allocated(oled.show, 1))
 
@@ -212,7 +232,7 @@ def test_fake_framebuf_matches_the_real_one_byte_for_byte():
 
 
 @pytest.mark.slow
-def test_driver_with_the_real_framebuf_shows_the_frame_cpython_shows_and_allocates_nothing():
+def test_driver_with_the_real_framebuf_shows_the_frame_cpython_shows_and_allocates_little():
     """Also: reading the buttons and debouncing them allocates nothing."""
     setup = "import framebuf\n" + DRAWING + PANEL
     real, out = guest(setup, ALLOCATION, paths=("/input/host_tests/fakes",) + GUEST_PATHS)
@@ -222,10 +242,15 @@ def test_driver_with_the_real_framebuf_shows_the_frame_cpython_shows_and_allocat
     assert len(result["frame"]) == 128 * 64
     assert result["frame"] == fake["frame"]
     assert 1000 < int(result["lit"]) < 7000
-    # One redraw: the window (7 bytes) and the frame (1025 bytes), nothing allocated.
+    # A whole new frame: the window (7 bytes) and the frame (1025 bytes), nothing allocated.
     assert int(result["sent_per_show"]) == 7 + 1025, out
     assert int(result["alloc_show"]) == 0, out
+    # Two whole pages: one window and a transfer per page, nothing allocated.
+    assert int(result["sent_per_pages"]) == 7 + 2 * 129, out
     assert int(result["alloc_pages"]) == 0, out
+    assert int(result["alloc_same"]) == 0, out  # nothing changed: nothing sent or made
+    # Part of two pages: one small view of the frame per page sent.
+    assert 0 < int(result["alloc_columns"]) <= 10 * 2 * 32, out
     assert result["locked_ok"] == "True", out
     # Sampling the buttons and debouncing them allocates nothing either.
     assert result["keys_locked_ok"] == "True", out

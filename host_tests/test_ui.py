@@ -9,6 +9,7 @@ from pump.core import keys
 from pump.core.schedule import BasalProfile
 from pump.core.therapy import Settings
 from pump.ui import text, widgets
+from pump.ui import ui as ui_mod
 from pump.ui.ui import Ui
 from pumpsim import SimPump
 
@@ -46,7 +47,9 @@ class Rig:
         )
         self.buf = bytearray(128 * 64 // 8)
         self.fb = framebuf.FrameBuffer(self.buf, 128, 64, framebuf.MONO_VLSB)
-        self.ui = Ui(self.sim.app, self.fb, calculator, iob, battery)
+        if calculator is not None:
+            self.sim.app.therapy.settings.calculator = calculator
+        self.ui = Ui(self.sim.app, self.fb, iob, battery)
         self.presses = 0
         self.redraw()
 
@@ -215,10 +218,30 @@ def test_home_redraws_at_the_next_minute_and_every_second_during_a_bolus():
     rig = Rig(ms_of_day=8 * HOUR + 59_000)
     now = rig.sim.now_ms()
     assert rig.ui.next_redraw_ms(now) == now + 1000  # 08:00:59 -> 08:01:00
-    rig.app.bolus("normal", 1000)
-    assert rig.ui.next_redraw_ms(now) == now + 1000
+    # Asked again later, the answer does not move with the asking (nor fall in the past
+    # of the last draw): the minute comes when it comes.
+    assert rig.ui.next_redraw_ms(now + 700) == now + 1000
+    rig.app.bolus("normal", 1000)  # the pump records it: the screen must show it now
+    assert rig.ui.next_redraw_ms(now) == now
+    rig.redraw()
+    assert rig.ui.next_redraw_ms(now) == now + 1000  # the progress bar, every second
     rig.ui.handle((keys.PRESS, keys.UP, 1), now)
     assert rig.ui.needs_redraw and rig.ui.next_redraw_ms(now) == now
+
+
+def test_under_an_alarm_the_idle_timeout_sends_home_once_and_asks_for_nothing_more():
+    rig = Rig()
+    rig.press(keys.OK)  # the menu
+    rig.app.alarms.raise_alarm(rig.sim.now_ms(), al.RESERVOIR_LOW, remaining_mu=19_000)
+    rig.redraw()
+    assert rig.screen() == "alarm"
+    t = rig.sim.now_ms() + ui_mod.IDLE_HOME_MS
+    assert rig.ui.next_redraw_ms(rig.sim.now_ms()) == t  # the menu under it times out
+    rig.sim.run_until(t)
+    rig.redraw()
+    assert [type(s).__name__ for s in rig.ui.stack] == ["Home", "AlarmScreen"]
+    due = rig.ui.next_redraw_ms(rig.sim.now_ms())
+    assert due is None or due > rig.sim.now_ms()  # the old timeout is not asked for again
 
 
 def test_editor_stops_at_the_max_bolus_and_says_why():

@@ -5,7 +5,7 @@ import machine
 import pytest
 
 from pump.core import events as ev
-from pump.core import keys
+from pump.core import iob, keys
 from pump.core import reservoir as res
 from pump.core.calculator import CalculatorSettings
 from pump.core.schedule import TEMP_PERCENT
@@ -55,14 +55,14 @@ def test_extended_and_dual_wave_bolus():
     rig.enter(UP, 19)  # 1.00 U
     rig.press(OK)
     assert rig.shows("2:00 h", scale=2), rig.dump()
-    rig.enter(DOWN, 2)  # 1:00 h
+    rig.enter(DOWN, 3)  # 0:30 h
     rig.press(OK)
-    assert rig.shows("Extended 1.00 U") and rig.shows("over 1:00 h"), rig.dump()
+    assert rig.shows("Extended 1.00 U") and rig.shows("over 0:30 h"), rig.dump()
     rig.press(OK)
     ((_t, _e, started),) = rig.events(ev.BOLUS_STARTED)
-    assert started["bolus"] == "extended" and started["extended_min"] == 60
+    assert started["bolus"] == "extended" and started["extended_min"] == 30
     assert started["now_steps"] == 0 and started["requested_mu"] == 1000
-    rig.run(61 * MIN)
+    rig.run(31 * MIN)
     assert len(rig.events(ev.BOLUS_FINISHED)) == 1
 
     rig.press(OK)
@@ -344,3 +344,169 @@ def test_settings_limits_change_after_confirm():
     s = rig.app.therapy.settings
     assert s.max_bolus_mu == 5000 and s.max_basal_mu_per_h == 3000
     assert rig.screen() == "settings"
+
+
+def _open_settings(rig, item):
+    """From home: the menu, 'Settings', then down to ``item`` (not counted as presses)."""
+    rig.key(OK)
+    rig.enter(DOWN, 8 if rig.ui.calculator is not None else 7)
+    rig.key(OK)
+    assert rig.screen() == "settings", rig.dump()
+    rig.enter(DOWN, item)
+
+
+def _save_list(rig):
+    """On a segment list: down to 'Save', OK, then OK on its confirm."""
+    while rig.ui.top().menu.selected < len(rig.ui.top().menu.labels) - 1:
+        rig.enter(DOWN)
+    rig.key(OK)
+    assert rig.screen() == "confirm save", rig.dump()
+    rig.key(OK)
+
+
+def test_calculator_set_up_from_the_settings_ratio_sensitivity_then_targets():
+    rig = Rig()
+    assert rig.app.therapy.settings.calculator is None
+    rig.key(OK)
+    assert not rig.shows("Calculator"), rig.dump()  # no calculator in the menu yet
+    rig.key(BACK)
+    _open_settings(rig, 1)  # 'Calculator'
+    rig.key(OK)
+    assert rig.screen() == "segments" and rig.shows("00:00 10.0 g/U"), rig.dump()
+    rig.key(OK)  # the first segment's ratio
+    rig.enter(UP, 5, step=10)  # 10.0 -> 15.0 g/U
+    rig.key(OK)
+    assert rig.shows("00:00 15.0 g/U"), rig.dump()
+    _save_list(rig)
+    assert rig.shows("Sensitivity") and rig.shows("00:00 50/U"), rig.dump()
+    assert rig.events(ev.SETTINGS_CHANGED) == []  # nothing set until the last part
+    _save_list(rig)
+    assert rig.shows("00:00 100-120"), rig.dump()
+    _save_list(rig)
+    assert rig.screen() == "settings"
+    c = rig.app.therapy.settings.calculator
+    assert (c.icr, c.isf, c.targets) == ([(0, 150)], [(0, 50)], [(0, 100, 120)])
+    ((_t, _e, changed),) = rig.events(ev.SETTINGS_CHANGED)
+    assert changed == {"icr_segments": 1, "isf_segments": 1, "target_segments": 1}
+    while rig.screen() != "home":
+        rig.key(BACK)
+    rig.key(OK)
+    assert rig.shows("Calculator"), rig.dump()
+
+
+def test_sensitivity_by_time_of_day_goes_through_the_app_and_its_checks():
+    rig = Rig(calculator=calculator_settings())
+    _open_settings(rig, 1)
+    rig.key(OK)
+    rig.enter(DOWN)  # 'Sensitivity'
+    rig.key(OK)
+    rig.enter(DOWN)  # '+ Add'
+    rig.key(OK)
+    rig.enter(UP, 11)  # starts 06:00
+    rig.key(OK)
+    rig.enter(DOWN, 1, step=10)  # 50 -> 40 mg/dL per U
+    rig.key(OK)
+    assert rig.shows("06:00 40/U"), rig.dump()
+    _save_list(rig)
+    assert rig.app.therapy.settings.calculator.isf == [(0, 50), (12, 40)]
+    (_t, _e, changed) = rig.events(ev.SETTINGS_CHANGED)[-1]
+    assert changed["isf_segments"] == 2
+    # The targets: a high below the low is refused by the App, and the screen says why.
+    assert rig.screen() == "settings"
+    rig.key(OK)  # 'Calculator'
+    rig.enter(DOWN, 2)  # 'Targets'
+    rig.key(OK)
+    rig.key(OK)
+    rig.key(OK)  # low stays 100
+    rig.enter(DOWN, 3, step=10)  # high 120 -> 90
+    rig.key(OK)
+    _save_list(rig)
+    assert rig.screen() == "refused" and rig.shows("Not done"), rig.dump()
+    assert rig.app.therapy.settings.calculator.targets == [(0, 100, 120)]
+    assert rig.events(ev.REFUSED)[-1][2]["command"] == "calculator"
+
+
+def test_bg_unit_mmol_changes_what_the_calculator_shows():
+    rig = Rig(calculator=calculator_settings())
+    _open_settings(rig, 1)
+    rig.key(OK)
+    rig.enter(DOWN, 3)  # 'BG unit'
+    rig.key(OK)
+    rig.enter(DOWN)  # 'mmol/L'
+    rig.key(OK)
+    assert rig.screen() == "confirm bg unit" and rig.shows("mmol/L"), rig.dump()
+    rig.key(OK)
+    assert rig.app.therapy.settings.bg_mmol is True
+    assert rig.events(ev.SETTINGS_CHANGED)[-1][2] == {"bg_unit": "mmol/L"}
+    assert rig.screen() == "settings"
+    rig.key(OK)  # 'Calculator' again
+    rig.enter(DOWN)
+    rig.key(OK)  # 'Sensitivity'
+    assert rig.shows("00:00 2.8/U"), rig.dump()  # 50 mg/dL per U
+    while rig.screen() != "home":
+        rig.key(BACK)
+    rig.key(OK)
+    rig.key(DOWN)
+    rig.key(OK)  # the calculator
+    rig.key(OK)  # 0 g
+    rig.enter(UP)  # the usual BG: 6.7 mmol/L
+    assert rig.shows("6.7", scale=2) and rig.shows("mmol/L"), rig.dump()
+
+
+def test_insulin_action_preset_and_duration_within_limits():
+    rig = Rig()
+    _open_settings(rig, 4)  # 'Insulin action'
+    rig.key(OK)
+    assert rig.shows("*rapid-acting"), rig.dump()
+    rig.enter(DOWN)
+    rig.key(OK)  # ultra-rapid
+    assert rig.shows("6:00 h", scale=2), rig.dump()
+    rig.enter(DOWN, 3)  # 5:00 h is the shortest the curve allows
+    assert rig.shows("5:00 h", scale=2) and rig.shows("min 5:00 h"), rig.dump()
+    rig.key(OK)
+    assert rig.shows("ultra-rapid") and rig.shows("acts 5:00 h"), rig.dump()
+    assert rig.events(ev.SETTINGS_CHANGED) == []
+    rig.key(OK)
+    s = rig.app.therapy.settings
+    assert (s.insulin, s.dia_ms) == (iob.ULTRA_RAPID, 5 * 60 * MIN)
+    assert rig.app.therapy.iob.curve.insulin == iob.ULTRA_RAPID
+    assert rig.events(ev.SETTINGS_CHANGED)[-1][2] == {"insulin": "ultra-rapid", "dia_min": 300}
+    assert rig.app.set_insulin_action(iob.RAPID_ACTING, 4 * 60 * MIN) is not None  # < 5 h
+    assert rig.app.therapy.iob.curve.dia_ms == 5 * 60 * MIN
+
+
+def test_bolus_speed_is_set_with_the_bolus_step():
+    rig = Rig()
+    _open_settings(rig, 7)  # 'Bolus options'
+    rig.key(OK)
+    rig.key(OK)  # the step stays 0.050 U
+    rig.enter(UP, 3)  # 1.5 -> 3.0 U/min
+    rig.key(OK)
+    assert rig.shows("Speed 3.0 U/min"), rig.dump()
+    rig.key(OK)
+    assert rig.app.therapy.settings.bolus_speed_mu_per_min == 3000
+    assert rig.events(ev.SETTINGS_CHANGED)[-1][2]["bolus_speed_mu_per_min"] == 3000
+
+
+def test_a_modal_question_waits_over_the_menus_the_lock_and_the_idle_timeout():
+    rig = Rig()
+    answers = []
+    rig.key(OK)  # the menu is open underneath
+    rig.ui.show_confirm("USB: bolus?", ["Normal bolus", "  1.00 U"],
+                        lambda ui: answers.append("yes"), lambda ui: answers.append("no"))
+    rig.redraw()
+    assert rig.screen() == "remote confirm" and rig.shows("USB: bolus?"), rig.dump()
+    rig.key(OK | BACK, keys.LOCK_TOGGLE)  # locked: the question stays, its keys do nothing
+    rig.key(OK)
+    assert answers == [] and rig.screen() == "remote confirm", rig.dump()
+    rig.run(3 * 60 * MIN)  # long past the idle timeout: the menu went, the question stayed
+    assert [s.name for s in rig.ui.stack] == ["home", "remote confirm"]
+    rig.key(OK | BACK, keys.LOCK_TOGGLE)
+    rig.key(BACK)
+    assert answers == ["no"] and rig.screen() == "home"
+    screen = rig.ui.show_confirm("USB: temp?", ["Temp 120 %"], lambda ui: answers.append("yes"))
+    rig.ui.dismiss(screen)  # it expired on the other side
+    assert rig.screen() == "home"
+    rig.ui.show_confirm("USB: temp?", ["Temp 120 %"], lambda ui: answers.append("yes"))
+    rig.key(OK)
+    assert answers == ["no", "yes"] and rig.screen() == "home"

@@ -18,9 +18,11 @@ from pump.core import events as ev
 from pump.core import keys, selftest
 from pump.core import reservoir as res
 from pump.core.alarms import AlarmManager
+from pump.core.calculator import CalculatorSettings
 from pump.core.errors import Refused
 from pump.core.events import EventLog
 from pump.core.health import TaskMonitor, reset_cause_name, was_watchdog_reset
+from pump.core.iob import InsulinCurve
 from pump.core.occlusion import DISCONNECTED, OCCLUDED
 from pump.core.reservoir import Reservoir
 from pump.core.safety import DeliveryMonitor
@@ -47,7 +49,14 @@ _SELF_TEST_POLL_MS = 10  # how often the self-test looks for the load cell's nex
 
 class App:
     def __init__(
-        self, board, clock, settings=None, ms_of_day=None, events=None, firmware_root=None
+        self,
+        board,
+        clock,
+        settings=None,
+        ms_of_day=None,
+        events=None,
+        firmware_root=None,
+        storage=None,
     ):
         self.board = board
         self._clock = clock
@@ -60,6 +69,12 @@ class App:
         self.events = events if events is not None else EventLog()
         self._last_ticks = clock.ticks_ms()
         self._now_ms = 0  # ms since boot; grows past small ints, so main loop only
+        self.persistence = None  # settings, checkpoint and event log on flash (pump.persistence)
+        if storage is not None:
+            from pump.persistence import Persistence
+
+            self.persistence = Persistence(storage, board, self.events)
+            settings = self.persistence.settings()  # the flash's, never the caller's
         self.therapy = Therapy(
             board.mechanics, settings or Settings(), self.events, 0, ms_of_day
         )
@@ -104,6 +119,11 @@ class App:
         self.running = False
         self._init_health(board)
         self._init_ui(board, s)
+        self.link = None  # the serial protocol (pump/link.py), on a board with a port
+        if getattr(board, "serial", None) is not None:
+            from pump.link import Link
+
+            self.link = Link(self, board.serial)
 
     def _init_health(self, board):
         """Watchdog, battery and buzzer parts (each None on a board without it)."""
@@ -127,19 +147,11 @@ class App:
         self.display = board.display
         self.display_ok = False
         self._display_retry_ms = None
-        self._drawn_ms = -1  # when the frame was last drawn
-        self._redraw_at = None  # when the screens, just drawn, asked to be drawn again
         self.ui = None
         if self.display is not None:
             from pump.ui.ui import Ui  # the screens cost RAM: only on a board with a display
 
-            self.ui = Ui(
-                self,
-                self.display,
-                calculator=getattr(settings, "calculator", None),
-                iob=self.therapy.iob,
-                battery=self.battery_percent,
-            )
+            self.ui = Ui(self, self.display, iob=self.therapy.iob, battery=self.battery_percent)
 
     # ----- interrupts ---------------------------------------------------------------
 
@@ -219,6 +231,8 @@ class App:
             self.alarms.raise_alarm(now, al.RESET, cause=name)
         failures = self.self_test()
         now = self.now_ms()
+        if self.persistence is not None:
+            self.persistence.recover(self, now, cause)
         self._sync_basal(now)
         self.running = True
         if failures:
@@ -231,6 +245,7 @@ class App:
         if self.watchdog is not None:
             self.watchdog.start()
             self.watchdog.feed_if(True)
+        self._persist(now)
         self._update_sound(now)
 
     def self_test(self):
@@ -308,12 +323,15 @@ class App:
         self._check_safety(now)
         self._service_battery(now)
         self._service_keys(now)
+        if self.link is not None:
+            self.link.service(now)
         if self._inbox:
             while self._inbox:
                 action = self._inbox.pop(0)
                 action(self)
             now = self.now_ms()
             self._check_safety(now)
+        self._persist(now)
         self._dispatch(now)
         self._update_sound(now)
         self._service_display(now)
@@ -359,6 +377,8 @@ class App:
         wake = _earliest(wake, self._sound_wake_ms)
         if self.keypad is not None:
             wake = _earliest(wake, self.keypad.next_poll_ms(now))
+        if self.link is not None:
+            wake = _earliest(wake, self.link.next_wake_ms())
         if self.ui is not None:
             if self.display_ok:
                 wake = _earliest(wake, self._redraw_due(now))
@@ -373,6 +393,7 @@ class App:
             or self._ticker.due > 0
             or self.therapy.rate_change_pending()
             or (self._train is not None and not self._stepper.busy())
+            or (self.link is not None and self.link.has_input())
         )
 
     def train_running(self):
@@ -416,6 +437,8 @@ class App:
         counted = steps if self._pulses is None else self._pulses.take()
         self.monitor.counted(counted)
         if kind == BASAL or kind == BOLUS:
+            if self.persistence is not None:
+                self.persistence.train_done(steps)
             self.therapy.train_done(kind, part, steps, train[3])
             self.reservoir.took(steps)
             self.monitor.delivered(now, steps)
@@ -497,6 +520,8 @@ class App:
             return
         if self._judge_line(now, self.therapy.bolus is not None):
             return  # the fault path ran: nothing more goes out
+        if self.persistence is not None:
+            self.persistence.before_train(now, kind, allowed)  # on flash before it moves
         self._start_train(now, kind, part, allowed, rate)
 
     # ----- safety: the one fault path ----------------------------------------------------
@@ -737,17 +762,8 @@ class App:
         return True
 
     def _redraw_due(self, now):
-        # A frame drawn at a time covers everything due by then: a due time the screens keep
-        # reporting from the past (an idle timeout under an alarm) must not spin the loop.
-        # The screens answer "the next minute" from whenever they are asked: keep the answer
-        # given right after drawing.
         ui = self.ui
-        if ui is None:
-            return None
-        due = _earliest(ui.next_redraw_ms(now), self._redraw_at)
-        if due is not None and due <= self._drawn_ms and not ui.needs_redraw:
-            return None
-        return due
+        return None if ui is None else ui.next_redraw_ms(now)
 
     def _service_display(self, now):
         ui = self.ui
@@ -762,12 +778,10 @@ class App:
                 return
             self.events.emit(now, ev.DISPLAY_BACK)
             self.alarms.clear(now, al.DISPLAY)
-        due = self._redraw_due(now)
+        due = ui.next_redraw_ms(now)
         if due is None or due > now:
             return
-        self._drawn_ms = now
         ui.draw(now)
-        self._redraw_at = ui.next_redraw_ms(now)
         try:
             self.display.show()
         except OSError:
@@ -789,6 +803,7 @@ class App:
             return str(refusal)
         finally:
             self._sync_basal(now)
+            self._persist(now)
             self._dispatch(now)
             self._update_sound(now)
         return None
@@ -884,8 +899,82 @@ class App:
     def set_bolus_options(self, increment_mu, speed_mu_per_min):
         return self._command(self.therapy.set_bolus_options, increment_mu, speed_mu_per_min)
 
+    def set_calculator(self, icr, isf, targets):
+        """The calculator's segments by time of day (pump.core.calculator), all three."""
+        return self._command(self._set_calculator, icr, isf, targets)
+
+    def _set_calculator(self, now, icr, isf, targets):
+        try:
+            calculator = CalculatorSettings(icr, isf, targets)
+        except Refused as refusal:
+            raise self.therapy.refuse(now, "calculator", str(refusal))
+        self.therapy.settings.calculator = calculator
+        self.events.emit(
+            now, ev.SETTINGS_CHANGED, icr_segments=len(icr), isf_segments=len(isf),
+            target_segments=len(targets),
+        )
+
+    def set_bg_unit(self, mmol):
+        """Show BG in mmol/L (True) or mg/dL (False)."""
+        return self._command(self._set_bg_unit, mmol)
+
+    def _set_bg_unit(self, now, mmol):
+        if mmol is not True and mmol is not False:
+            raise self.therapy.refuse(now, "BG unit", "the BG unit is mg/dL or mmol/L")
+        self.therapy.settings.bg_mmol = mmol
+        self.events.emit(now, ev.SETTINGS_CHANGED, bg_unit="mmol/L" if mmol else "mg/dL")
+
+    def set_insulin_action(self, insulin, dia_ms):
+        """The insulin (pump.core.iob preset) and its duration of action, for insulin on board."""
+        return self._command(self._set_insulin_action, insulin, dia_ms)
+
+    def _set_insulin_action(self, now, insulin, dia_ms):
+        try:
+            curve = InsulinCurve(insulin, dia_ms)
+        except Refused as refusal:
+            raise self.therapy.refuse(now, "insulin action", str(refusal))
+        self.therapy.iob.set_curve(curve)
+        s = self.therapy.settings
+        s.insulin = insulin
+        s.dia_ms = dia_ms
+        self.events.emit(now, ev.SETTINGS_CHANGED, insulin=insulin, dia_min=dia_ms // 60_000)
+
     def set_time_of_day(self, ms_of_day):
-        return self._command(self.therapy.set_clock, ms_of_day)
+        return self._command(self._set_time_of_day, ms_of_day)
+
+    def _set_time_of_day(self, now, ms_of_day):
+        self.therapy.set_clock(now, ms_of_day)
+        if self.persistence is not None:
+            self.persistence.clock_set(now, ms_of_day)
+
+    # ----- persistence: settings, checkpoint and event log on flash ------------------------
+
+    def _persist(self, now):
+        if self.persistence is not None:
+            self.persistence.persist(now, self._train is not None)
+
+    def accept_factory_defaults(self):
+        """After the settings were lost: the person accepts the factory settings offered."""
+        if self.persistence is None:
+            return "this pump keeps no settings on flash"
+        return self._command(self.persistence.accept_factory_defaults)
+
+    def _apply_settings(self, now, settings):
+        """Run with ``settings`` from now on (every module that holds a part of them)."""
+        therapy = self.therapy
+        therapy.settings = settings
+        therapy._bolus_sps = therapy._train_rate(settings.bolus_speed_mu_per_min)
+        self.monitor.set_limits(settings.max_hour_mu, settings.max_day_mu)
+        self.reservoir.set_low_level(settings.low_reservoir_mu)
+        self.alarms.set_auto_off(settings.auto_off_h)
+        self.events.emit(now, ev.SETTINGS_CHANGED, factory=1)
+
+    def history(self, n=50):
+        """The last ``n`` events, newest first, as (seq, t_ms, wall_s, type, fields): from
+        flash when the pump has storage, else from the events kept in RAM."""
+        if self.persistence is not None:
+            return self.persistence.history(n)
+        return [(e[0], e[1], None, e[2], e[3]) for e in reversed(self.events.recent(n))]
 
     # ----- reservoir change ----------------------------------------------------------------
 

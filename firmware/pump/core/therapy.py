@@ -8,8 +8,9 @@ reason, after recording the refusal; a refused command changes nothing.
 
 from pump.core import bolus as bolus_mod
 from pump.core import events as ev
+from pump.core.calculator import CalculatorSettings
 from pump.core.errors import Refused, fmt_rate, fmt_units
-from pump.core.iob import InsulinCurve, IobHistory
+from pump.core.iob import DEFAULT_DIA_MS, RAPID_ACTING, InsulinCurve, IobHistory
 from pump.core.schedule import (
     DAY_MS,
     MAX_PROFILES,
@@ -47,6 +48,12 @@ class Settings:
         self.max_day_mu = 80_000  # insulin in any rolling day
         self.low_reservoir_mu = 20_000
         self.auto_off_h = 12  # 0 = off
+        # Bolus calculator: a pump.core.calculator.CalculatorSettings, None until set up.
+        self.calculator: CalculatorSettings | None = None
+        self.bg_mmol = False  # screens show BG in mmol/L instead of mg/dL
+        # Insulin action for insulin on board (pump.core.iob presets, 30-minute steps).
+        self.insulin = RAPID_ACTING
+        self.dia_ms = DEFAULT_DIA_MS
 
 
 class Therapy:
@@ -58,7 +65,8 @@ class Therapy:
         self.delivery_listener = None  # called (t_ms, kind, steps, mu) for every train
         self.basal = DoseCounter(mechanics)
         self.bolus_delivered = DoseCounter(mechanics)
-        self.iob = IobHistory(InsulinCurve())  # boluses delivered, for insulin on board
+        # Boluses delivered, for insulin on board.
+        self.iob = IobHistory(InsulinCurve(settings.insulin, settings.dia_ms))
         self.temp = None
         self.bolus = None
         self.basal_pending = 0  # accrued basal steps not yet sent to the motor

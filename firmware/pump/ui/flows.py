@@ -372,8 +372,9 @@ class SegmentList(Screen):
     name = "segments"
 
     def __init__(self, title, segments, fields, label, save, summary,
-                 max_segments=calc.MAX_SEGMENTS):
+                 max_segments=calc.MAX_SEGMENTS, done=None):
         self.max_segments = max_segments
+        self.done = done  # after the save is confirmed (default: home)
         self.title = title
         self.segments = [list(segment) for segment in segments]
         self.fields = fields
@@ -461,7 +462,7 @@ class SegmentList(Screen):
             return self.save(ui, segments)
 
         lines = self.summary(segments)
-        ui.push(Confirm("confirm save", "Save " + self.title, lines, save))
+        ui.push(Confirm("confirm save", "Save " + self.title, lines, save, done=self.done))
 
     def draw(self, ui, p, now):
         self.menu.draw(ui, p, now)
@@ -907,39 +908,36 @@ def bolus_options(ui):
 
 
 def insulin_action(ui):
-    if ui.iob is None:
-        ui.push(Message("Insulin action", "Insulin on board is not available on this pump."))
-        return
     from pump.core import iob as iob_mod
+
+    s = _settings(ui)
 
     def preset_ok(insulin):
         def pick(ui):
             def dia_ok(ui, dia_ms):
                 def apply(ui):
-                    try:
-                        ui.iob.set_curve(iob_mod.InsulinCurve(insulin, dia_ms))
-                    except Refused as refusal:
-                        return str(refusal)
-                    return None
+                    return ui.app.set_insulin_action(insulin, dia_ms)
 
                 lines = [insulin, "acts " + text.duration(dia_ms)]
                 ui.push(Confirm("confirm insulin", "Insulin action", lines, apply,
                                 done=_settings_done))
 
-            ui.push(Editor("insulin duration", "Acts for", ui.iob.curve.dia_ms,
+            ui.push(Editor("insulin duration", "Acts for", s.dia_ms,
                            iob_mod.DIA_EXPONENTIAL_MIN_MS, iob_mod.DIA_MAX_MS, iob_mod.DIA_STEP_MS,
-                           text.duration, dia_ok))
+                           text.duration, dia_ok, note="5 to 8 h"))
 
         return pick
 
-    items = [("Rapid-acting", preset_ok(iob_mod.RAPID_ACTING)),
-             ("Ultra-rapid", preset_ok(iob_mod.ULTRA_RAPID))]
+    items = []
+    for insulin in (iob_mod.RAPID_ACTING, iob_mod.ULTRA_RAPID):
+        mark = "*" if insulin == s.insulin else " "
+        items.append((mark + insulin, preset_ok(insulin)))
     ui.push(Menu("insulin", "Insulin", items))
 
 
 def calculator_settings(ui):
     if ui.calculator is None:
-        ui.push(Message("Calculator", "The bolus calculator is not set up on this pump."))
+        setup_calculator(ui)
         return
     items = [
         ("Carb ratio", _edit_icr),
@@ -948,6 +946,40 @@ def calculator_settings(ui):
         ("BG unit", _bg_unit),
     ]
     ui.push(Menu("calculator settings", "Calculator", items))
+
+
+# Proposed when the calculator is first set up; the person edits each before saving.
+_SETUP_ICR = [(0, 100)]  # 10.0 g/U
+_SETUP_ISF = [(0, 50)]  # mg/dL per U
+_SETUP_TARGETS = [(0, 100, 120)]  # mg/dL
+
+
+def setup_calculator(ui):
+    """First use: carb ratio, sensitivity and targets in turn, then one command for all."""
+    chosen: list = [None, None, None]  # the parts kept so far
+
+    def keep(part):
+        def save(ui, segments):
+            chosen[part] = [tuple(segment) for segment in segments]
+            return None
+
+        return save
+
+    def next_list(part):
+        def done(ui):
+            ui.pop()  # the confirm of the part just kept
+            ui.pop()  # and its list
+            _push_calc_list(ui, part, [_SETUP_ICR, _SETUP_ISF, _SETUP_TARGETS][part],
+                            keep(part) if part < 2 else save_all,
+                            next_list(part + 1) if part < 2 else _settings_done)
+
+        return done
+
+    def save_all(ui, segments):
+        chosen[2] = [tuple(segment) for segment in segments]
+        return ui.app.set_calculator(chosen[0], chosen[1], chosen[2])
+
+    _push_calc_list(ui, 0, _SETUP_ICR, keep(0), next_list(1))
 
 
 def _icr_text(icr_dg):
@@ -963,13 +995,14 @@ def _bg_text(ui):
     return fmt
 
 
-def _calc_save(setter):
+def _calc_save(part):
+    """Save one part (0 carb ratio, 1 sensitivity, 2 targets) with the other two as they are."""
+
     def save(ui, segments):
-        try:
-            setter(ui.calculator, [list(segment) for segment in segments])
-        except Refused as refusal:
-            return str(refusal)
-        return None
+        c = ui.calculator
+        parts = [c.icr, c.isf, c.targets]
+        parts[part] = [tuple(segment) for segment in segments]
+        return ui.app.set_calculator(parts[0], parts[1], parts[2])
 
     return save
 
@@ -978,48 +1011,60 @@ def _count_summary(segments):
     return ["%d segments" % len(segments)]
 
 
+def _push_calc_list(ui, part, segments, save, done):
+    """The segment list of one calculator part: 0 carb ratio, 1 sensitivity, 2 targets."""
+    fmt = _bg_text(ui)
+    if part == 0:
+        fields = [("Carb ratio", calc.ICR_MIN_DG, calc.ICR_MAX_DG, 1, _icr_text)]
+
+        def label(segment):
+            return text.slot(segment[0]) + " " + calc.fmt_icr(segment[1])
+
+        title = "Carb ratio"
+    elif part == 1:
+        fields = [("Sensitivity /U", calc.ISF_MIN, calc.ISF_MAX, 1, fmt)]
+
+        def label(segment):
+            return text.slot(segment[0]) + " " + fmt(segment[1]) + "/U"
+
+        title = "Sensitivity"
+    else:
+        fields = [
+            ("Target low", calc.TARGET_MIN, calc.TARGET_MAX, 1, fmt),
+            ("Target high", calc.TARGET_MIN, calc.TARGET_MAX, 1, fmt),
+        ]
+
+        def label(segment):
+            return text.slot(segment[0]) + " " + fmt(segment[1]) + "-" + fmt(segment[2])
+
+        title = "Targets"
+    ui.push(SegmentList(title, segments, fields, label, save, _count_summary, done=done))
+
+
 def _edit_icr(ui):
-    fields = [("Carb ratio", calc.ICR_MIN_DG, calc.ICR_MAX_DG, 1, _icr_text)]
-
-    def label(segment):
-        return text.slot(segment[0]) + " " + calc.fmt_icr(segment[1])
-
-    ui.push(SegmentList("Carb ratio", ui.calculator.icr, fields, label,
-                        _calc_save(calc.CalculatorSettings.set_icr), _count_summary))
+    _push_calc_list(ui, 0, ui.calculator.icr, _calc_save(0), _settings_done)
 
 
 def _edit_isf(ui):
-    fmt = _bg_text(ui)
-    fields = [("Sensitivity /U", calc.ISF_MIN, calc.ISF_MAX, 1, fmt)]
-
-    def label(segment):
-        return text.slot(segment[0]) + " " + fmt(segment[1]) + "/U"
-
-    ui.push(SegmentList("Sensitivity", ui.calculator.isf, fields, label,
-                        _calc_save(calc.CalculatorSettings.set_isf), _count_summary))
+    _push_calc_list(ui, 1, ui.calculator.isf, _calc_save(1), _settings_done)
 
 
 def _edit_targets(ui):
-    fmt = _bg_text(ui)
-    fields = [
-        ("Target low", calc.TARGET_MIN, calc.TARGET_MAX, 1, fmt),
-        ("Target high", calc.TARGET_MIN, calc.TARGET_MAX, 1, fmt),
-    ]
-
-    def label(segment):
-        return text.slot(segment[0]) + " " + fmt(segment[1]) + "-" + fmt(segment[2])
-
-    ui.push(SegmentList("Targets", ui.calculator.targets, fields, label,
-                        _calc_save(calc.CalculatorSettings.set_targets), _count_summary))
+    _push_calc_list(ui, 2, ui.calculator.targets, _calc_save(2), _settings_done)
 
 
 def _bg_unit(ui):
     def choose(mmol):
         def pick(ui):
-            ui.mmol = mmol
-            ui.pop()
-            ui.flash("BG in mmol/L" if mmol else "BG in mg/dL")
+            def apply(ui):
+                return ui.app.set_bg_unit(mmol)
+
+            unit = "mmol/L" if mmol else "mg/dL"
+            ui.push(Confirm("confirm bg unit", "BG unit", ["Show BG in", unit], apply,
+                            done=_settings_done))
 
         return pick
 
-    ui.push(Menu("bg unit", "BG unit", [("mg/dL", choose(False)), ("mmol/L", choose(True))]))
+    mark = ("*", " ") if not ui.mmol else (" ", "*")
+    items = [(mark[0] + "mg/dL", choose(False)), (mark[1] + "mmol/L", choose(True))]
+    ui.push(Menu("bg unit", "BG unit", items))

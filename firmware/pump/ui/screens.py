@@ -21,6 +21,7 @@ class Screen:
     """One screen: answers keys and draws itself. ``name`` is what screen_name() reports."""
 
     name = "screen"
+    modal = False  # a question that stays until answered (Ui.show_confirm)
 
     def key(self, ui, kind, key, step):
         if kind == PRESS and key == BACK:
@@ -132,16 +133,19 @@ class Confirm(Screen):
     """The second step of every change: shows the change; OK does it, BACK leaves.
 
     ``lines``: up to 5 texts; one starting with '!' is a warning, drawn lit.
-    ``action(ui)`` returns None or the App's refusal, shown as a message.
+    ``action(ui)`` returns None or the App's refusal, shown as a message; then ``done(ui)``
+    (default: home). BACK calls ``back(ui)`` if given, and leaves.
     """
 
-    def __init__(self, name, title, lines, action, done=None, ok_text="OK=yes BACK=no"):
+    def __init__(self, name, title, lines, action, done=None, ok_text="OK=yes BACK=no",
+                 back=None):
         self.name = name
         self.title = title
         self.lines = lines
         self.action = action
         self.done = done
         self.ok_text = ok_text
+        self.back = back
 
     def key(self, ui, kind, key, step):
         if kind != PRESS:
@@ -156,6 +160,8 @@ class Confirm(Screen):
                 ui.home()
         elif key == BACK:
             ui.pop()
+            if self.back is not None:
+                self.back(ui)
 
     def draw(self, ui, p, now):
         p.title(self.title)

@@ -11,21 +11,19 @@ IDLE_HOME_MS = 120_000  # without a key press, menus give way to the home screen
 class Ui:
     """Runs the pump's screens on ``fb`` (a framebuf.FrameBuffer, 128x64).
 
-    ``calculator``: a core.calculator.CalculatorSettings (None: no calculator menu);
     ``iob``: a core.iob.IobHistory (None: IOB shows '--'); ``battery``: a function
-    returning the battery level in percent, or None while unknown.
+    returning the battery level in percent, or None while unknown. The calculator and
+    the BG unit come from the therapy settings (``app.therapy.settings``).
     The main loop calls ``handle(event, now_ms)`` for each key event, and ``draw(now_ms)``
-    then ``fb.show()`` when ``next_redraw_ms(now_ms)`` has come.
+    then ``fb.show()`` once ``next_redraw_ms(now_ms)`` is not after now.
     """
 
-    def __init__(self, app, fb, calculator=None, iob=None, battery=None):
+    def __init__(self, app, fb, iob=None, battery=None):
         self.app = app
         self.fb = fb
         self.painter = w.Painter(fb)
-        self.calculator = calculator
         self.iob = iob
         self.battery = battery
-        self.mmol = False  # show BG in mmol/L instead of mg/dL
         self.locked = False
         self.stack: list = [screens.Home()]
         self.needs_redraw = True
@@ -33,6 +31,18 @@ class Ui:
         self.last_key_ms = 0
         self._flash = None
         self._flash_until = 0
+        self._due = None  # when the frame drawn last must be drawn again (set by draw)
+        self._seq = -1  # the last event recorded when the frame was drawn
+
+    @property
+    def calculator(self):
+        """The bolus calculator's settings (core.calculator), None until set up."""
+        return self.app.therapy.settings.calculator
+
+    @property
+    def mmol(self):
+        """True when BG is shown in mmol/L."""
+        return self.app.therapy.settings.bg_mmol
 
     # ----- the stack ----------------------------------------------------------------------
 
@@ -54,12 +64,41 @@ class Ui:
         self.push(screen)
 
     def home(self):
-        """Back to the home screen (an alarm on top stays)."""
-        alarm = self.stack[-1] if isinstance(self.stack[-1], screens.AlarmScreen) else None
+        """Back to the home screen; an alarm and a modal confirm on top stay."""
+        kept = [screen for screen in self.stack[1:] if _stays(screen)]
         del self.stack[1:]
-        if alarm is not None:
-            self.stack.append(alarm)
+        self.stack.extend(kept)
         self.needs_redraw = True
+
+    def show_confirm(self, title, lines, on_ok, on_back=None, name="remote confirm"):
+        """Put a modal yes/no question over any screen (an alarm stays above it).
+
+        ``lines``: up to 5 texts (a leading '!' draws one lit); OK calls ``on_ok(ui)``,
+        which returns None or a refusal to show; BACK calls ``on_back(ui)`` (if given).
+        Either answer takes the screen away. It stays through the idle timeout and the
+        keypad lock (locked, its keys only say so). Returns the screen, for ``dismiss``.
+        """
+        screen = screens.Confirm(name, title, lines, on_ok, done=_pop_screen, back=on_back)
+        return self.show_modal(screen)
+
+    def show_modal(self, screen):
+        """Put any screen over the others as a modal one (see show_confirm); returns it.
+
+        The screen takes itself away (``ui.pop()``) once answered.
+        """
+        screen.modal = True
+        at = len(self.stack)
+        if isinstance(self.stack[-1], screens.AlarmScreen):
+            at -= 1
+        self.stack.insert(at, screen)
+        self.needs_redraw = True
+        return screen
+
+    def dismiss(self, screen):
+        """Take ``screen`` off the stack wherever it is (a question that expired)."""
+        if screen in self.stack[1:]:
+            self.stack.remove(screen)
+            self.needs_redraw = True
 
     def refused(self, reason):
         """The App refused a change: the confirm screen gives way to the reason."""
@@ -95,6 +134,9 @@ class Ui:
             return
         top = self.stack[-1]
         if self.locked and not isinstance(top, (screens.Home, screens.AlarmScreen)):
+            if top.modal:
+                self.flash("Locked: BACK+OK")
+                return
             self.home()
             top = self.stack[-1]
         top.key(self, kind, key, step)
@@ -123,22 +165,40 @@ class Ui:
         """Redraw the whole frame into fb (the caller shows it)."""
         self.now = now_ms
         self._show_alarm(now_ms)
-        if len(self.stack) > 1 and now_ms - self.last_key_ms >= IDLE_HOME_MS:
+        if self._in_menus() and now_ms - self.last_key_ms >= IDLE_HOME_MS:
             self.home()
         p = self.painter
         p.clear()
-        self.stack[-1].draw(self, p, now_ms)
+        top = self.stack[-1]
+        top.draw(self, p, now_ms)
+        due = top.refresh_at(self, now_ms)
         if self._flash is not None:
             if now_ms < self._flash_until:
                 p.text(self._flash, 1, 56, True)
+                due = _earliest(due, self._flash_until)
             else:
                 self._flash = None
+        if self._in_menus():
+            due = _earliest(due, self.last_key_ms + IDLE_HOME_MS)
+        self._due = due
+        self._seq = self.app.events.seq
         self.needs_redraw = False
 
+    def _in_menus(self):
+        """True while a menu, editor or message is open (the idle timeout applies)."""
+        for screen in self.stack[1:]:
+            if not _stays(screen):
+                return True
+        return False
+
     def next_redraw_ms(self, now_ms):
-        """When the frame must next be drawn (absolute ms), or None until a key or an alarm."""
-        if self.needs_redraw:
-            return now_ms
+        """When the frame must next be drawn (absolute ms), or None until a key or an alarm.
+
+        Never earlier than the last draw: a time not after ``now_ms`` means draw now, and
+        the draw then moves the answer on (or to None).
+        """
+        if self.needs_redraw or self.app.events.seq != self._seq:
+            return now_ms  # a key, or the pump recorded something (a bolus, a setting...)
         alarm = self.app.alarms.shown(now_ms)
         top = self.stack[-1]
         if isinstance(top, screens.AlarmScreen):
@@ -146,11 +206,21 @@ class Ui:
                 return now_ms
         elif alarm is not None:
             return now_ms
-        due = top.refresh_at(self, now_ms)
-        if self._flash is not None and (due is None or self._flash_until < due):
-            due = self._flash_until
-        if len(self.stack) > 1:
-            idle = self.last_key_ms + IDLE_HOME_MS
-            if due is None or idle < due:
-                due = idle
-        return due
+        return self._due
+
+
+def _stays(screen):
+    """Alarms and modal questions stay when the person is sent home."""
+    return screen.modal or isinstance(screen, screens.AlarmScreen)
+
+
+def _pop_screen(ui):
+    ui.pop()
+
+
+def _earliest(a, b):
+    if a is None:
+        return b
+    if b is None or a < b:
+        return a
+    return b
