@@ -1,6 +1,12 @@
-"""`make sim`: run the bundled demo day on the simulated pump and print what happened.
+"""`make sim`: the pump in the terminal, or (without one) the demo day, printed.
 
-    .venv/bin/python tools/sim.py [SCENARIO.toml] [--out DIR]
+    .venv/bin/python tools/sim.py [--board NAME] [--start HH:MM] [--speed 1|60|3600]
+    .venv/bin/python tools/sim.py [SCENARIO.toml] [--out DIR] [--headless]
+
+With a terminal on stdin and stdout and no scenario named, it runs the interactive
+simulator (tools/termsim.py; the options above go to it). Otherwise, as in CI or with
+input from /dev/null, it runs the scenario (the bundled demo day by default) headless and
+prints a report, so it never waits for keys nobody can press.
 """
 
 import argparse
@@ -16,6 +22,13 @@ from pump.core.therapy import BASAL, BOLUS
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEMO = os.path.join(HERE, "scenarios", "demo_day.toml")
 HOUR_MS = 3_600_000
+# Passed on to tools/termsim.py: option -> help.
+TERMINAL_OPTIONS = {
+    "--board": "board file in boards/ (default pico_default)",
+    "--start": "time of day at boot, HH:MM (default 07:00)",
+    "--speed": "1, 60 or 3600 (default 1)",
+    "--seed": "the plant's noise seed (default 0)",
+}
 
 
 def _units(mu):
@@ -61,6 +74,25 @@ def describe(event):
             f["suspended_min"],
             _units(f["basal_not_given_mu"]),
         )
+    if etype == "alarm":
+        return "ALARM (%s) %s" % (f.get("priority", "?"), f.get("message", f.get("code")))
+    if etype == "fault":
+        return "FAULT %s: motor stopped, %s U not given" % (
+            f["code"], _units(f.get("not_delivered_mu", 0)))
+    if etype == "alarm_cleared":
+        return "alarm cause gone: %s" % f["code"]
+    if etype == "alarm_ack":
+        return "alarm acknowledged: %s" % f["code"]
+    if etype == "backoff":
+        return "plunger backed off %d steps (%.2f uL)" % (f["steps"], f["nl"] / 1000)
+    if etype == "suspended":
+        return "delivery suspended (%s)" % f["reason"]
+    if etype == "battery":
+        return "battery %s (%d mV)" % (f["state"], f["mv"])
+    if etype == "self_test":
+        if f.get("passed"):
+            return "self-test passed"
+        return "SELF-TEST FAILED: %s" % ", ".join(str(c) for c in f.get("codes", ()))
     details = ", ".join("%s=%s" % (k, v) for k, v in sorted(f.items()))
     return etype.replace("_", " ") + (": " + details if details else "")
 
@@ -110,11 +142,39 @@ def report(result, out=sys.stdout):
     return 0
 
 
+def interactive(args, stdin=None, stdout=None):
+    """True when the terminal simulator should run: a terminal both ways, no scenario named,
+    no headless output asked for."""
+    stdin = sys.stdin if stdin is None else stdin
+    stdout = sys.stdout if stdout is None else stdout
+    if args.headless or args.scenario is not None or args.out is not None:
+        return False
+    try:
+        return stdin.isatty() and stdout.isatty()
+    except (AttributeError, ValueError):  # closed or replaced streams are no terminal
+        return False
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("scenario", nargs="?", default=DEMO)
-    parser.add_argument("--out", default=os.path.join("out", "demo"))
+    parser.add_argument("scenario", nargs="?", help="a scenario file (default: the demo day)")
+    parser.add_argument("--out", help="where the headless run writes (default: out/demo)")
+    parser.add_argument("--headless", action="store_true", help="never the terminal simulator")
+    terminal = parser.add_argument_group("terminal simulator only")
+    for option, text in TERMINAL_OPTIONS.items():
+        terminal.add_argument(option, help=text)
     args = parser.parse_args(argv)
+    if interactive(args):
+        import termsim
+
+        forwarded = []
+        for option in TERMINAL_OPTIONS:
+            value = getattr(args, option[2:])
+            if value is not None:
+                forwarded += [option, value]
+        return termsim.main(forwarded)
+    args.scenario = args.scenario or DEMO
+    args.out = args.out or os.path.join("out", "demo")
     try:
         scenario = runner.load(args.scenario)
     except runner.ScenarioError as err:
