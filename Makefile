@@ -44,7 +44,7 @@ help:
 	@echo "  make typecheck  mypy: firmware + boards against the Pico stubs, tools against CPython"
 	@echo "  make build      compile firmware + board to $(BUILD)/ for the Pico (.mpy, manifest.json)"
 	@echo "  make flash      build, copy $(BUILD)/ to the Pico with mpremote, reset it"
-	@echo "  make sim        run the simulator (tools/sim.py)"
+	@echo "  make sim        the pump in the terminal (tools/termsim.py); without a terminal, the demo day"
 	@echo "  make bench      run the benchmarks (tools/bench.py, tools/bench_safety.py)"
 	@echo "  make install    only set up $(VENV)"
 	@echo "  make clean      remove $(BUILD)/ and caches; make distclean also $(VENV) and out/"
@@ -132,6 +132,8 @@ flash: build
 
 # --- host programs -----------------------------------------------------------
 
+# With a terminal on stdin and stdout, the interactive simulator; without one (CI,
+# </dev/null, a pipe) tools/sim.py runs the headless demo day instead, so it never waits.
 sim: $(STAMP)
 	$(VPY) tools/sim.py $(ARGS)
 
