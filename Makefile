@@ -35,7 +35,7 @@ MODULES_PY  := $(filter-out $(ENTRY_PY),$(FIRMWARE_PY))
 BOARD_FILE  := boards/$(BOARD).py
 
 .PHONY: help install test lint typecheck typecheck-firmware typecheck-tools \
-        build flash sim bench clean distclean
+        build flash sim bench screens clean distclean
 
 help:
 	@echo "Targets (each one sets up $(VENV) from the pinned requirements first):"
@@ -46,6 +46,7 @@ help:
 	@echo "  make flash      build, copy $(BUILD)/ to the Pico with mpremote, reset it"
 	@echo "  make sim        the pump in the terminal (tools/termsim.py); without a terminal, the demo day"
 	@echo "  make bench      run the benchmarks (tools/bench.py, tools/bench_safety.py)"
+	@echo "  make screens    render every screen to docs/screens/*.png (tools/scenarios/screens)"
 	@echo "  make install    only set up $(VENV)"
 	@echo "  make clean      remove $(BUILD)/ and caches; make distclean also $(VENV) and out/"
 	@echo "Variables: BOARD=$(BOARD) (a file in boards/), PORT=<serial port> (flash),"
@@ -140,6 +141,18 @@ sim: $(STAMP)
 bench: $(STAMP)
 	$(VPY) tools/bench.py $(ARGS)
 	$(VPY) tools/bench_safety.py
+
+# Every scenario in tools/scenarios/screens walks the screens by key presses and takes
+# screenshots; the PNGs (4x) replace docs/screens/.
+screens: $(STAMP)
+	rm -rf out/screens docs/screens
+	mkdir -p docs/screens
+	@for scenario in tools/scenarios/screens/*.toml; do \
+	  out=out/screens/$$(basename "$$scenario" .toml); \
+	  $(VPY) tools/scenario.py "$$scenario" --out "$$out" --quiet; \
+	  cp "$$out"/*.png docs/screens/; \
+	done
+	@echo "$$(ls docs/screens | wc -l) screens in docs/screens/"
 
 # --- housekeeping ------------------------------------------------------------
 

@@ -22,8 +22,10 @@ from pumpsim import SimPump  # puts firmware/ and the fakes on sys.path
 from fakes.plant import PlantParams
 
 from pump.core import bolus as bolus_mod
+from pump.core.calculator import CalculatorSettings
 from pump.core.errors import Refused
 from pump.core.events import REFUSED
+from pump.core.iob import check_curve
 from pump.core.schedule import (
     TEMP_ABSOLUTE,
     TEMP_PERCENT,
@@ -133,9 +135,13 @@ class Scenario:
             "bolus_increment",
             "bolus_speed",
             "start_time",
+            "calculator",
+            "bg_unit",
+            "insulin",
         )
         _table(raw, "settings", allowed)
         s = Settings()
+        _calculator_settings(raw, s)
         if "max_bolus" in raw:
             s.max_bolus_mu = _milli(raw["max_bolus"], "settings.max_bolus", 0.001, 25)
         if "max_basal" in raw:
@@ -203,6 +209,9 @@ class Scenario:
             "partial_occlusion",
             "disconnect",
             "clear_occlusion",
+            "press",
+            "hold",
+            "screenshot",
         )
         _table(raw, key, ("at_min", "at_h") + kinds)
         if ("at_min" in raw) == ("at_h" in raw):
@@ -255,6 +264,8 @@ class Scenario:
         if kind == "set_time":
             ms_of_day = _hhmm_ms(value, k)
             return at_ms, kind, lambda app: app.set_time_of_day(ms_of_day)
+        if kind in ("press", "hold", "screenshot"):
+            return at_ms, kind, _person_action(kind, value, k)
         if kind == "partial_occlusion":
             _table(value, k, ("percent",), ("percent",))
             pct = _number(value["percent"], k + ".percent", 1, 99)
@@ -285,6 +296,94 @@ class _PlantAction:
         self.fn = fn
 
 
+# ----- the person at the pump: keys and screenshots --------------------------------------
+
+KEY_NAMES = ("UP", "DOWN", "OK", "BACK")
+PRESS_MS = 80  # a key press: held this long
+PRESS_GAP_MS = 120  # then let go this long before the next key of a press list
+
+
+class _KeyAction:
+    """Keys held down at ``at`` ms after the action's time and let go at ``at + ms``:
+    ``steps`` is a list of (offset ms, key names, held ms)."""
+
+    def __init__(self, steps):
+        self.steps = steps
+
+
+class _Screenshot:
+    def __init__(self, name):
+        self.name = name
+
+
+def _key_names(value, key):
+    names = value if isinstance(value, list) else [value]
+    if not names:
+        raise ScenarioError("%s: give at least one key" % key)
+    for name in names:
+        if name not in KEY_NAMES:
+            known = ", ".join(KEY_NAMES)
+            raise ScenarioError("%s: %r is not a key (keys: %s)" % (key, name, known))
+    return names
+
+
+def _person_action(kind, value, key):
+    if kind == "press":
+        names = _key_names(value, key)
+        step = PRESS_MS + PRESS_GAP_MS
+        return _KeyAction([(i * step, [name], PRESS_MS) for i, name in enumerate(names)])
+    if kind == "hold":
+        _table(value, key, ("key", "ms"), ("key", "ms"))
+        names = _key_names(value["key"], key + ".key")  # several keys: held together
+        ms = _int(value["ms"], key + ".ms", 1, 10 * MIN_MS)
+        return _KeyAction([(0, names, ms)])
+    if not isinstance(value, str) or not value or not all(
+        c.isalnum() or c in "-_" for c in value
+    ):
+        raise ScenarioError("%s: a file name of letters, digits, '-' and '_'" % key)
+    return _Screenshot(value)
+
+
+def _calculator_settings(raw, s):
+    """The calculator, BG unit and insulin action keys of [settings]."""
+    if "calculator" in raw:
+        k = "settings.calculator"
+        table = _table(raw["calculator"], k, ("icr", "isf", "targets"), ("icr", "isf", "targets"))
+        parts = []
+        for name, width, scale in (("icr", 1, 10), ("isf", 1, 1), ("targets", 2, 1)):
+            rows = table[name]
+            if not isinstance(rows, list) or not rows:
+                raise ScenarioError('%s.%s: expected [["HH:MM", value...], ...]' % (k, name))
+            segments = []
+            for i, row in enumerate(rows):
+                rk = "%s.%s[%d]" % (k, name, i)
+                if not isinstance(row, list) or len(row) != 1 + width:
+                    raise ScenarioError("%s: expected [\"HH:MM\", %s]" % (
+                        rk, ", ".join(["value"] * width)))
+                start = _hhmm_ms(row[0], rk) // (30 * MIN_MS)
+                values = [round(_number(v, rk) * scale) for v in row[1:]]
+                segments.append(tuple([start] + values))
+            parts.append(segments)
+        try:
+            s.calculator = CalculatorSettings(parts[0], parts[1], parts[2])
+        except Refused as err:
+            raise ScenarioError("%s: %s" % (k, err)) from None
+    if "bg_unit" in raw:
+        if raw["bg_unit"] not in ("mg/dL", "mmol/L"):
+            raise ScenarioError("settings.bg_unit: 'mg/dL' or 'mmol/L'")
+        s.bg_mmol = raw["bg_unit"] == "mmol/L"
+    if "insulin" in raw:
+        k = "settings.insulin"
+        table = _table(raw["insulin"], k, ("type", "hours"), ("type", "hours"))
+        dia_ms = round(_number(table["hours"], k + ".hours", 3, 8) * HOUR_MS)
+        try:
+            check_curve(table["type"], dia_ms)
+        except Refused as err:
+            raise ScenarioError("%s: %s" % (k, err)) from None
+        s.insulin = table["type"]
+        s.dia_ms = dia_ms
+
+
 def load(path):
     """Read and validate a scenario file; ScenarioError names the key at fault."""
     try:
@@ -307,6 +406,8 @@ class Result:
         self.wall_s = wall_s
         self.deliveries = sim.deliveries
         self.events = sim.events
+        self.screens = []  # screen names, in order of first appearance
+        self.screenshots = []  # (name, pixels)
 
     def summary(self):
         sim = self.sim
@@ -338,6 +439,8 @@ class Result:
                 "line": sim.plant.line_state(),
             },
             "events": counts,
+            "screens": list(self.screens),
+            "screenshots": [name + ".png" for name, _pixels in self.screenshots],
             "wall_s": round(self.wall_s, 3),
             "sim_hours_per_wall_s": round(hours / self.wall_s, 1) if self.wall_s else None,
         }
@@ -357,6 +460,11 @@ class Result:
             writer = csv.writer(f)
             writer.writerow(("t_ms", "delivered_nl"))
             writer.writerows(self.sim.outflow.rows)
+        if self.screenshots:
+            import frames  # host_tests/frames.py (on sys.path through pumpsim)
+
+            for name, pixels in self.screenshots:
+                frames.save_png(pixels, os.path.join(out_dir, name + ".png"), scale=4)
         with open(os.path.join(out_dir, "summary.json"), "w") as f:
             json.dump(self.summary(), f, indent=2)
             f.write("\n")
@@ -372,9 +480,15 @@ def run(scenario, progress=None):
         plant_params=getattr(PlantParams, scenario.plant_preset)(),
         seed=scenario.plant_seed,
     )
+    screenshots = []  # (name, pixels)
+    screens = _watch_screens(sim)
     for at_ms, _kind, action in scenario.actions:
         if isinstance(action, _PlantAction):
             sim.at_plant(at_ms, action.fn)
+        elif isinstance(action, _KeyAction):
+            _schedule_keys(sim, at_ms, action)
+        elif isinstance(action, _Screenshot):
+            _schedule_screenshot(sim, at_ms, action.name, screenshots)
         else:
             sim.at(at_ms, action)
     step = HOUR_MS
@@ -385,7 +499,50 @@ def run(scenario, progress=None):
         if progress is not None:
             progress(t, scenario.duration_ms)
     sim.settle()  # a train started before the end is recorded when it finishes
-    return Result(scenario, sim, time.perf_counter() - started)
+    result = Result(scenario, sim, time.perf_counter() - started)
+    result.screens = screens
+    result.screenshots = screenshots
+    return result
+
+
+def _at_ns(sim, t_ms):
+    return sim._t0_ns + t_ms * 1_000_000
+
+
+def _schedule_keys(sim, at_ms, action):
+    for offset, names, held_ms in action.steps:
+        for name in names:
+            sim.clock.call_at(_at_ns(sim, at_ms + offset), lambda n=name: sim.hold_key(n))
+            sim.clock.call_at(
+                _at_ns(sim, at_ms + offset + held_ms), lambda n=name: sim.hold_key(n, False)
+            )
+
+
+def _schedule_screenshot(sim, at_ms, name, screenshots):
+    def take():
+        if sim.display is None:
+            raise ScenarioError("screenshot %r: this board has no display" % name)
+        screenshots.append((name, sim.screen_pixels()))
+
+    sim.clock.call_at(_at_ns(sim, at_ms), take)
+
+
+def _watch_screens(sim):
+    """The names of the screens drawn, each once, in order of first appearance."""
+    shown = []
+    ui = sim.app.ui
+    if ui is None:
+        return shown
+    draw = ui.draw
+
+    def draw_and_note(now_ms):
+        draw(now_ms)
+        name = ui.screen_name()
+        if name not in shown:
+            shown.append(name)
+
+    ui.draw = draw_and_note
+    return shown
 
 
 def main(argv=None):
