@@ -11,6 +11,7 @@ host cannot keep up, the panel says so and shows the speed actually reached.
 
 import argparse
 import asyncio
+import inspect
 import os
 import sys
 import time
@@ -632,13 +633,21 @@ def _box(draw, char, left, top, colour):
         draw.line((mx, my, mx, arms[1]), fill=colour)
 
 
-def build_session(args):
+def build_session(args, wall_clock=time.monotonic):
+    """The SimPump and session the command line asks for (a flash that survives power cuts
+    when the simulator has one)."""
     start_ms = 0
     if args.start:
         hours, _, minutes = args.start.partition(":")
         start_ms = (int(hours) * 60 + int(minutes or 0)) * 60_000
-    pump = SimPump(board=args.board, start_ms_of_day=start_ms % DAY_MS, seed=args.seed)
-    return SimSession(pump, speed=args.speed)
+    options = {}
+    if "flash" in inspect.signature(SimPump).parameters:
+        from fakes.flashfs import FlashFS
+
+        options["flash"] = FlashFS()  # settings and records survive a power cut, as on a Pico
+    pump = SimPump(board=args.board, start_ms_of_day=start_ms % DAY_MS, seed=args.seed,
+                   **options)
+    return SimSession(pump, speed=args.speed, wall_clock=wall_clock)
 
 
 def main(argv=None):
