@@ -400,10 +400,10 @@ class TermSim(App):
         width: 130; height: 34; border: round $accent; border-title-align: left;
         color: #8fd8ff; background: black; padding: 0;
     }
-    #panel { width: 1fr; min-width: 36; height: 34; border: round $secondary; padding: 0 1; }
+    #panel { width: 1fr; min-width: 36; height: 34; border: round $primary; padding: 0 1; }
     #bottom { height: 1fr; min-height: 6; }
-    #deliveries { width: 50; border: round $secondary; padding: 0 1; }
-    #events { width: 1fr; border: round $secondary; padding: 0 1; }
+    #deliveries { width: 50; border: round $primary; padding: 0 1; }
+    #events { width: 1fr; border: round $primary; padding: 0 1; }
     #keys { height: 4; padding: 0 1; color: $text-muted; }
     """
     BINDINGS = [
