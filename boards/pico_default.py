@@ -80,6 +80,9 @@ OCCLUSION = {
 # Supply: 3 x AA alkaline cells on VSYS, read through the Pico's VSYS/3 divider on GP29.
 BATTERY = {"low_mv": 3600, "depleted_mv": 3300, "hysteresis_mv": 100}
 
+# The serial protocol on the USB port (docs/protocol.md).
+USB_SERIAL = True
+
 # Watchdog: the RP2040's counter reaches 8.3 s at most; the main loop feeds it every 4 s.
 WATCHDOG_MS = 8000
 
@@ -100,6 +103,8 @@ PARTS = (
 
 def build():
     """Construct every peripheral of this build; the only place that makes Pins."""
+    import sys
+
     import machine
     import rp2
 
@@ -115,6 +120,7 @@ def build():
     from pump.hal.pulse_counter import PulseCounter
     from pump.hal.ssd1306 import SSD1306
     from pump.hal.stepper import SM_FREQ, StepperPio, step_train
+    from pump.hal.usb_serial import UsbSerial
     from pump.hal.watchdog import Watchdog
 
     mechanics = check_board(PINS, MECHANICS)
@@ -151,6 +157,8 @@ def build():
         OCCLUSION["rise_mn"],
         OCCLUSION["ceiling_mn"],
         OCCLUSION["drop_mn"],
+        OCCLUSION.get("bend_mn", 0),
+        OCCLUSION.get("bend_bolus_mn", 0),
     )
     buttons = Buttons(
         *[
@@ -161,6 +169,15 @@ def build():
     i2c = machine.I2C(
         0, sda=machine.Pin(PINS["i2c_sda"]), scl=machine.Pin(PINS["i2c_scl"]), freq=400_000
     )
+    serial = None
+    if USB_SERIAL and sys.platform == "rp2":
+        # The protocol on the USB port, MicroPython's stdio (pump/link.py). On the host the
+        # simulator attaches a fake port instead.
+        import select
+
+        poller = select.poll()
+        poller.register(sys.stdin, select.POLLIN)
+        serial = UsbSerial(sys.stdin.buffer, sys.stdout.buffer, poller)
     return Board(
         NAME,
         PINS,
@@ -181,4 +198,5 @@ def build():
         battery_monitor=monitor_for_board(BATTERY),
         buttons=buttons,
         display=SSD1306(i2c, 128, 64, 0x3C),
+        serial=serial,
     )

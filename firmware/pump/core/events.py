@@ -32,6 +32,9 @@ RESET_CAUSE = "reset_cause"  # why the chip restarted: code, cause ('watchdog', 
 BATTERY = "battery"  # the battery state changed: state ('ok', 'low', 'depleted'), mv
 DISPLAY_LOST = "display_lost"  # the display stopped answering on I2C
 DISPLAY_BACK = "display_back"  # the display answers again (re-initialised)
+# The serial link (pump/link.py)
+REMOTE_REQUEST = "remote_request"  # a request and its answer: req_seq, command, outcome, code
+REMOTE_OUTCOME = "remote_outcome"  # a held change: id, command, outcome (applied, expired...)
 
 
 class EventLog:

@@ -16,6 +16,9 @@ MAX_RESPONSE_LINE = 1024
 MAX_SEQ = 999_999_999  # nine digits: stays a small int on the RP2040
 _CRC_LEN = 9  # "*" and 8 hex digits
 
+# The command that opens a session: any seq is taken, and numbering goes on from it.
+HELLO = "hello"
+
 # Response statuses.
 OK = "ok"  # done; the fields carry the answer
 MORE = "more"  # one line of a listing; the last line of it is "ok"
@@ -33,6 +36,10 @@ E_REPLAY = "replay"
 E_UNKNOWN = "unknown_command"
 E_BAD_ARGS = "bad_args"
 E_INTERNAL = "internal"
+# Refusals of the App's link (pump/link.py), after the frame itself was accepted.
+E_BUSY = "busy"  # another change already waits for confirmation on the pump
+E_CANNOT_CONFIRM = "cannot_confirm"  # no screen to confirm on: the change is not held
+E_UNKNOWN_ID = "unknown_id"  # confirm_status for an id the pump does not know (any more)
 
 # Limits of the therapy-changing arguments. They are the protocol's hard ceilings
 # (the pump's own settings and safety checks then apply on top of them).
@@ -434,6 +441,7 @@ def _settings_args(args):
 
 # name: (changes therapy, argument parser)
 COMMANDS = {
+    HELLO: (False, _no_args),
     "status": (False, _no_args),
     "settings": (False, _no_args),
     "history": (False, _history_args),
@@ -450,7 +458,8 @@ COMMANDS = {
 def parse_request_body(body, last_seq=0):
     """Parse a checked body (str, CRC already verified): returns a Request or FrameError.
 
-    A sequence number not above ``last_seq`` is refused as a replay.
+    A sequence number not above ``last_seq`` is refused as a replay, except on ``hello``,
+    which opens a new session.
     """
     try:
         tokens = split_tokens(body)
@@ -462,11 +471,11 @@ def parse_request_body(body, last_seq=0):
         seq = _parse_decimal(tokens[0], "seq", 1, MAX_SEQ)
     except ArgError as err:
         return FrameError(0, E_BAD_SEQ, str(err))
-    if seq <= last_seq:
+    command = tokens[1]
+    if seq <= last_seq and command != HELLO:
         return FrameError(
             seq, E_REPLAY, "seq %d is not above the last one accepted (%d)" % (seq, last_seq)
         )
-    command = tokens[1]
     entry = COMMANDS.get(command)
     if entry is None:
         return FrameError(seq, E_UNKNOWN, "unknown command %s" % quote(command))

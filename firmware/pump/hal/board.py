@@ -30,6 +30,7 @@ class Board:
         battery_monitor=None,
         buttons=None,
         display=None,
+        serial=None,
     ):
         self.name = name
         self.pins = pins
@@ -50,3 +51,4 @@ class Board:
         self.battery_monitor = battery_monitor  # core BatteryMonitor with this supply's levels
         self.buttons = buttons  # hal Buttons: UP, DOWN, OK, BACK
         self.display = display  # hal SSD1306 (a FrameBuffer): init_display(), show()
+        self.serial = serial  # hal UsbSerial: the protocol's port (pump/link.py)

@@ -1,0 +1,540 @@
+"""The serial link: answers the protocol's requests and holds each therapy change for the person.
+
+Read-only requests (status, settings, history, version, hash) are answered at once.
+A request that changes therapy is never carried out from the wire: it is held, shown
+on the pump's screen, and carried out only when the person presses OK there within
+CONFIRM_MS; BACK rejects it, and one change waits at a time. Bad input is answered
+with an error and changes nothing. Every request and every outcome is an event.
+The main loop calls ``service(now_ms)``; the confirm screen calls ``confirm`` and
+``reject`` (pump/ui/remote.py).
+"""
+
+from pump.core import bolus as bolus_mod
+from pump.core import events as ev
+from pump.core import protocol as p
+from pump.core.schedule import TEMP_ABSOLUTE, TEMP_PERCENT
+
+DEVICE = "pico-insulin-pump"  # the name the host's handshake expects
+FIRMWARE_VERSION = "0.1.0"
+PROTOCOL_VERSION = 1
+CONFIRM_MS = 60_000  # a held change expires unconfirmed after this
+_READS_PER_PASS = 4  # port reads (64 bytes each) per main-loop pass: the loop stays quick
+_KEPT_OUTCOMES = 8  # finished changes confirm_status can still report
+_HISTORY_WINDOW = 400  # history reaches back at most this many events from the newest
+
+# What became of a held change.
+HELD = "pending"
+APPLIED = "applied"  # confirmed on the pump and carried out
+REFUSED = "refused"  # confirmed, but the pump refused it (limits, alarms, ...)
+REJECTED = "rejected"  # the person pressed BACK
+EXPIRED = "expired"  # not confirmed within CONFIRM_MS
+CANCELLED = "cancelled"  # its screen went away unanswered
+
+_SETTINGS_GROUPS = ("options", "limits", "profiles", "select")
+
+
+class HeldChange:
+    """A therapy change waiting for the person: ``id``, the Request, and its fate."""
+
+    def __init__(self, ident, request, expires_ms):
+        self.id = ident
+        self.request = request
+        self.command = request.command
+        self.expires_ms = expires_ms
+        self.state = HELD
+        self.reason = None
+
+
+class Link:
+    """The protocol's far end on the pump: ``port`` is a hal UsbSerial (or its fake)."""
+
+    def __init__(self, app, port):
+        self.app = app
+        self.port = port
+        self.decoder = p.Decoder()
+        self.held = None  # type: HeldChange | None  # the change waiting for confirmation
+        self.finished = []  # recent HeldChanges, oldest first
+        self.screen = None  # the confirm screen while it is shown
+        self._next_id = 1
+
+    # ----- main loop ----------------------------------------------------------------
+
+    def has_input(self):
+        """True when bytes wait on the port (the main loop then has work)."""
+        return self.port.any()
+
+    def next_wake_ms(self):
+        """When the held change expires, or None."""
+        held = self.held
+        return None if held is None else held.expires_ms
+
+    def service(self, now):
+        """Expire a change left unconfirmed, then read and answer what came in."""
+        self._check_held(now)
+        for _ in range(_READS_PER_PASS):
+            data = self.port.read()
+            if not data:
+                break
+            for item in self.decoder.feed(bytes(data)):
+                self._answer(item, now)
+
+    def _answer(self, item, now):
+        try:
+            if item.is_error:
+                self._send(item.response(), now, "-", p.ERR, item.code, item.seq)
+            elif item.therapy:
+                self._hold(item, now)
+            else:
+                self._read_only(item, now)
+        except Exception as exc:  # a fault here must never take the pump down
+            err = p.FrameError(
+                getattr(item, "seq", 0), p.E_INTERNAL, "failed: %s" % type(exc).__name__
+            )
+            self._send(err.response(), now, "-", p.ERR, p.E_INTERNAL, err.seq)
+
+    def _send(self, line, now, command, outcome, code=None, seq=0):
+        self.port.write(line)
+        self._record(now, command, outcome, code, seq)
+
+    def _record(self, now, command, outcome, code, seq):
+        """One event per request; a run of identical answers bumps the last one's count."""
+        events = self.app.events
+        last = events.recent(1)
+        if outcome != p.PENDING and last and last[0][2] == ev.REMOTE_REQUEST:
+            fields = last[0][3]
+            if (
+                fields.get("command") == command
+                and fields.get("outcome") == outcome
+                and fields.get("code") == code
+            ):
+                fields["count"] = fields.get("count", 1) + 1
+                fields["last_req_seq"] = seq
+                return
+        events.emit(
+            now, ev.REMOTE_REQUEST, req_seq=seq, command=command, outcome=outcome, code=code
+        )
+
+    def _ok(self, seq, fields, now, command):
+        self._send(p.encode_response(seq, p.OK, fields), now, command, p.OK, None, seq)
+
+    def _err(self, seq, code, message, now, command):
+        line = p.encode_response(seq, p.ERR, (("code", code), ("msg", message)))
+        self._send(line, now, command, p.ERR, code, seq)
+
+    # ----- read-only requests -------------------------------------------------------------
+
+    def _read_only(self, req, now):
+        command = req.command
+        if command == p.HELLO or command == "version":
+            self._ok(req.seq, self.version_fields(), now, command)
+        elif command == "status":
+            self._ok(req.seq, self.status_fields(now), now, command)
+        elif command == "settings":
+            self._settings(req.seq, now)
+        elif command == "history":
+            self._history(req.seq, req.args[0], req.args[1], now)
+        elif command == "hash":
+            self._ok(req.seq, self.hash_fields(), now, command)
+        elif command == "confirm_status":
+            self._confirm_status(req.seq, req.args[0], now)
+        else:
+            self._err(req.seq, p.E_UNKNOWN, "no handler for %s" % command, now, command)
+
+    def version_fields(self):
+        board = self.app.board
+        return (
+            ("device", DEVICE),
+            ("firmware", FIRMWARE_VERSION),
+            ("protocol", PROTOCOL_VERSION),
+            ("board", board.name),
+        )
+
+    def status_fields(self, now):
+        app = self.app
+        therapy = app.therapy
+        state = therapy.status(now)
+        mech = therapy.mech
+        bolus = therapy.bolus
+        alarms = [alarm.code for alarm in app.alarms.alarms]
+        held = self.held
+        ms = therapy.ms_of_day(now)
+        seconds = ms // 1000
+        return (
+            ("time", "%02d:%02d:%02d" % (seconds // 3600, seconds // 60 % 60, seconds % 60)),
+            ("uptime_ms", now),
+            ("basal_mu_per_h", state["rate_mu_per_h"]),
+            ("profile", state["profile"]),
+            ("temp", state["temp"]),
+            ("suspended", state["suspended"]),
+            ("suspend_reason", state["suspend_reason"]),
+            ("bolus_mu", 0 if bolus is None else bolus.requested_mu),
+            ("bolus_done_mu", mech.mu_for_steps(state["bolus_done_steps"])),
+            ("basal_total_mu", state["basal_mu"]),
+            ("bolus_total_mu", state["bolus_mu"]),
+            ("iob_mu", therapy.iob.iob_mu(now)),
+            ("reservoir_mu", app.reservoir.remaining_mu()),
+            ("battery_pct", app.battery_percent()),
+            ("alarms", ",".join(alarms) if alarms else None),
+            ("held", 0 if held is None else held.id),
+        )
+
+    def _settings(self, seq, now):
+        s = self.app.therapy.settings
+        for index, profile in enumerate(s.profiles):
+            segments = ",".join(
+                "%02d:%02d/%d" % (start // 2, (start % 2) * 30, rate)
+                for start, rate in profile.segments
+            )
+            line = p.encode_response(
+                seq, p.MORE, (("profile", index), ("name", profile.name), ("basal", segments))
+            )
+            self.port.write(line)
+        fields = (
+            ("max_bolus", s.max_bolus_mu),
+            ("max_basal", s.max_basal_mu_per_h),
+            ("increment", s.increment_mu),
+            ("speed", s.bolus_speed_mu_per_min),
+            ("active_profile", s.active_profile),
+            ("profiles", len(s.profiles)),
+            ("max_hour", s.max_hour_mu),
+            ("max_day", s.max_day_mu),
+            ("low_reservoir", s.low_reservoir_mu),
+            ("auto_off_h", s.auto_off_h),
+        )
+        self._ok(seq, fields, now, "settings")
+
+    def _events(self, since):
+        """Events after seq ``since``, oldest first, as (seq, t_ms, type, fields, wall_s)."""
+        app = self.app
+        wanted = app.events.seq - since
+        if wanted <= 0:
+            return []
+        wanted = wanted if wanted < _HISTORY_WINDOW else _HISTORY_WINDOW
+        history = getattr(app, "history", None)
+        if history is not None:
+            try:  # newest first, (seq, t_ms, wall_s, type, fields): flash or the RAM ring
+                rows = history(wanted)
+                return [(e[0], e[1], e[3], e[4], e[2]) for e in reversed(rows)]
+            except Exception:  # the stored log failed: the RAM ring still answers
+                pass
+        return [(e[0], e[1], e[2], e[3], None) for e in app.events.recent(wanted)]
+
+    def _history(self, seq, since, count, now):
+        sent = 0
+        last = since
+        for event in self._events(since):
+            if event[0] <= since:
+                continue
+            if sent >= count:
+                break
+            self.port.write(_event_line(seq, event))
+            sent += 1
+            last = event[0]
+        self._ok(seq, (("count", sent), ("last_seq", last)), now, "history")
+
+    def hash_fields(self):
+        """The image's manifest (sha256 of manifest.json) and whether every file matches it."""
+        root = self.app.firmware_root
+        if root is None:
+            return (("manifest", None), ("source", 1))
+        from pump.hal import firmware_files as ff
+
+        # Hashing the image takes well under a second: inside one watchdog period.
+        report = ff.verify(root)
+        digest = None
+        if report.manifest_found:
+            path = root.rstrip("/") + "/" + ff.MANIFEST if root else ff.MANIFEST
+            try:
+                digest = ff.file_sha256(path, bytearray(256))
+            except OSError:
+                digest = None
+        return (
+            ("manifest", digest),
+            ("files_ok", report.ok()),
+            ("checked", report.checked),
+            ("missing", len(report.missing)),
+            ("changed", len(report.changed)),
+            ("unexpected", len(report.unexpected)),
+            ("error", report.error),
+        )
+
+    def _confirm_status(self, seq, ident, now):
+        change = self.find(ident)
+        if change is None:
+            self._err(seq, p.E_UNKNOWN_ID, "no change %d on record" % ident, now, "confirm_status")
+            return
+        fields = [("id", change.id), ("command", change.command), ("state", change.state)]
+        if change.state == HELD:
+            fields.append(("expires_in_ms", change.expires_ms - now))
+        if change.reason is not None:
+            fields.append(("reason", change.reason))
+        self._ok(seq, fields, now, "confirm_status")
+
+    def find(self, ident):
+        """The held or recently finished change with this id, or None."""
+        if self.held is not None and self.held.id == ident:
+            return self.held
+        for change in self.finished:
+            if change.id == ident:
+                return change
+        return None
+
+    # ----- therapy changes: held for the person ---------------------------------------
+
+    def _hold(self, req, now):
+        command = req.command
+        if self.held is not None:
+            self._err(
+                req.seq, p.E_BUSY,
+                "change %d waits for confirmation on the pump" % self.held.id, now, command,
+            )
+            return
+        ui = self.app.ui
+        if ui is None or not self.app.display_ok:
+            self._err(
+                req.seq, p.E_CANNOT_CONFIRM, "no screen to confirm on: nothing changed", now,
+                command,
+            )
+            return
+        change = HeldChange(self._next_id, req, now + CONFIRM_MS)
+        self._next_id += 1
+        self.held = change
+        from pump.ui import remote
+
+        self.screen = remote.show(ui, self, change)
+        line = p.encode_response(
+            req.seq, p.PENDING, (("id", change.id), ("expires_in_ms", CONFIRM_MS))
+        )
+        self._send(line, now, command, p.PENDING, None, req.seq)
+
+    def _finish(self, change, state, reason, now):
+        change.state = state
+        change.reason = reason
+        if self.held is change:
+            self.held = None
+        self.screen = None
+        self.finished.append(change)
+        if len(self.finished) > _KEPT_OUTCOMES:
+            self.finished.pop(0)
+        self.app.events.emit(
+            now, ev.REMOTE_OUTCOME, id=change.id, command=change.command, outcome=state,
+            reason=reason,
+        )
+
+    def _check_held(self, now):
+        change = self.held
+        if change is None:
+            return
+        if now >= change.expires_ms:
+            ui = self.app.ui
+            self._take_down_screen(ui)
+            self._finish(change, EXPIRED, "not confirmed within %d s" % (CONFIRM_MS // 1000), now)
+            if ui is not None:
+                ui.flash("USB change expired")
+        elif self.screen is not None and self.app.ui is not None:
+            if self.screen not in self.app.ui.stack:
+                self._finish(change, CANCELLED, "its screen was closed", now)
+
+    def _take_down_screen(self, ui):
+        if ui is not None and self.screen is not None:
+            ui.dismiss(self.screen)
+
+    def reject(self, change, now):
+        """BACK on the confirm screen."""
+        if change is self.held:
+            self._finish(change, REJECTED, "rejected on the pump", now)
+
+    def confirm(self, change, now):
+        """OK on the confirm screen: carry the change out. Returns None or the refusal."""
+        held = self.held
+        if held is None or change is not held:
+            return "this change is no longer waiting"
+        change = held
+        if now >= change.expires_ms:
+            self._finish(change, EXPIRED, "confirmed too late", now)
+            return "too late: the change expired"
+        try:
+            reason = self._apply(change.request)
+        except Exception as exc:  # a fault in applying must not leave it pending
+            reason = "failed: %s" % type(exc).__name__
+        if reason is None:
+            self._finish(change, APPLIED, None, now)
+        else:
+            self._finish(change, REFUSED, reason, now)
+        return reason
+
+    def _apply(self, req):
+        app = self.app
+        args = req.args
+        command = req.command
+        if command == "bolus":
+            return app.bolus(bolus_mod.NORMAL, args[0])
+        if command == "temp":
+            kind = TEMP_PERCENT if args[0] == "percent" else TEMP_ABSOLUTE
+            return app.temp_basal(kind, args[1], args[2] * 60_000)
+        if command == "time_set":
+            return self._set_time(args)
+        if command == "settings_put":
+            return self._put_settings(args)
+        return "unknown change %s" % command
+
+    def _set_time(self, args):
+        year, month, day, hour, minute, second = args
+        reason = self.app.set_time_of_day(((hour * 60 + minute) * 60 + second) * 1000)
+        if reason is None:
+            rtc = self.app.board.rtc
+            if rtc is not None:
+                rtc.datetime((year, month, day, weekday(year, month, day), hour, minute, second, 0))
+        return reason
+
+    # ----- settings_put: all of it or nothing --------------------------------------------
+
+    def _put_settings(self, values):
+        """Try the groups of changes in each order on a scratch copy of the therapy; apply
+        them to the pump in the first order that passes, so a valid upload never fails
+        half-way for the order its parts were made in."""
+        groups = [g for g in _SETTINGS_GROUPS if _steps(g, values, self.app.therapy.settings)]
+        first_reason = None
+        for order in _orders(groups):
+            reason = self._dry_run(order, values)
+            if reason is None:
+                return self._run_steps(order, values)
+            if first_reason is None:
+                first_reason = reason
+        return first_reason
+
+    def _dry_run(self, order, values):
+        from pump.core.errors import Refused
+        from pump.core.events import EventLog
+        from pump.core.therapy import Settings, Therapy
+
+        real = self.app.therapy
+        now = self.app.now_ms()
+        settings = Settings()
+        s = real.settings
+        for name in (
+            "max_bolus_mu", "max_basal_mu_per_h", "increment_mu", "bolus_speed_mu_per_min",
+            "active_profile",
+        ):
+            setattr(settings, name, getattr(s, name))
+        settings.profiles = list(s.profiles)
+        scratch = Therapy(real.mech, settings, EventLog(4), now, real.ms_of_day(now))
+        scratch.temp = real.temp
+        try:
+            for group in order:
+                for name, args in _steps(group, values, settings):
+                    getattr(scratch, name)(now, *args)
+        except Refused as refusal:
+            return str(refusal)
+        return None
+
+    def _run_steps(self, order, values):
+        app = self.app
+        for group in order:
+            for name, args in _steps(group, values, app.therapy.settings):
+                reason = getattr(app, name)(*args)
+                if reason is not None:
+                    return reason
+        return None
+
+
+def _steps(group, values, s):
+    """The (method, args) calls one group of a settings upload makes, against settings ``s``;
+    the same names exist on Therapy (with now_ms first) and on the App."""
+    if group == "options":
+        if "increment" in values or "speed" in values:
+            return [(
+                "set_bolus_options",
+                (values.get("increment", s.increment_mu),
+                 values.get("speed", s.bolus_speed_mu_per_min)),
+            )]
+    elif group == "limits":
+        if "max_bolus" in values or "max_basal" in values:
+            return [(
+                "set_limits",
+                (values.get("max_bolus", s.max_bolus_mu),
+                 values.get("max_basal", s.max_basal_mu_per_h)),
+            )]
+    elif group == "profiles":
+        steps = []
+        for index in range(p.MAX_PROFILES):
+            name = values.get("name%d" % index)
+            segments = values.get("basal%d" % index)
+            if name is None and segments is None:
+                continue
+            old = s.profiles[index] if index < len(s.profiles) else None
+            if name is None:
+                name = old.name if old is not None else "Profile %d" % (index + 1)
+            if segments is None:
+                segments = old.segments if old is not None else ()
+            steps.append(("save_profile", (index, name, list(segments))))
+        return steps
+    elif group == "select":
+        if "active_profile" in values:
+            return [("select_profile", (values["active_profile"],))]
+    return []
+
+
+def _orders(groups):
+    """Every order of ``groups`` (at most 4! = 24), the given order first."""
+    if len(groups) <= 1:
+        return [list(groups)]
+    out = []
+    for i in range(len(groups)):
+        rest = groups[:i] + groups[i + 1 :]
+        for tail in _orders(rest):
+            out.append([groups[i]] + tail)
+    return out
+
+
+def _event_line(seq, event):
+    """One history event as a ``more`` line, cut down to fit a response line."""
+    fields = [("seq", event[0]), ("t_ms", event[1]), ("type", event[2])]
+    if event[4] is not None:
+        fields.append(("wall_s", event[4]))
+    for key in sorted(event[3]):
+        name = key if key not in ("seq", "t_ms", "type", "wall_s") else "field_" + key
+        fields.append((name, _flat(event[3][key])))
+    line = p.encode_response(seq, p.MORE, fields)
+    while len(line) > p.MAX_RESPONSE_LINE and len(fields) > 3:
+        fields.pop()
+        line = p.encode_response(seq, p.MORE, fields + [("truncated", 1)])
+    return line
+
+
+def _flat(value):
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(v) for v in value)
+    return value
+
+
+def weekday(year, month, day):
+    """Day of the week, Monday = 0 (as the RTC's datetime tuple takes it)."""
+    offsets = (0, 3, 2, 5, 0, 3, 5, 1, 4, 6, 2, 4)
+    if month < 3:
+        year -= 1
+    sunday_first = (year + year // 4 - year // 100 + year // 400 + offsets[month - 1] + day) % 7
+    return (sunday_first + 6) % 7
+
+
+# ----- locked mode ----------------------------------------------------------------------
+
+DEV_KEYS = 1 | 8  # UP | BACK (pump.core.keys): held at power-up, they unlock the console
+_DEV_RELEASE_WAIT_MS = 5000  # let go of them within this, or the self-test sees stuck keys
+CTRL_C = 3
+
+
+def lock_console(buttons, micropython_module, clock):
+    """Locked mode unless UP and BACK are both held as the pump starts. Locked: Ctrl-C is
+    an ordinary byte (``kbd_intr(-1)``), so only the protocol answers on USB. Development
+    mode: Ctrl-C stops the firmware and gives the REPL (mpremote works). Returns True when
+    locked. In development mode it waits for the keys to be let go before the self-test."""
+    held = buttons is not None and buttons.read_mask() & DEV_KEYS == DEV_KEYS
+    micropython_module.kbd_intr(CTRL_C if held else -1)
+    if held:
+        start = clock.ticks_ms()
+        while buttons.read_mask() & DEV_KEYS:
+            if clock.ticks_diff(clock.ticks_ms(), start) >= _DEV_RELEASE_WAIT_MS:
+                break
+            clock.sleep_ms(20)
+    return not held
