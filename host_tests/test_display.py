@@ -35,6 +35,14 @@ def make_display(device=None):
     return SSD1306(i2c), device
 
 
+def show_whole(oled):
+    """show() until the panel has the frame (a big change goes out in slices)."""
+    calls = 1
+    while not oled.show():
+        calls += 1
+    return calls
+
+
 def draw_status(fb):
     fb.fill(0)
     fb.fill_rect(0, 0, 128, 10, 1)
@@ -145,7 +153,7 @@ def test_a_drawn_frame_arrives_pixel_exact(clock):
     oled, device = make_display()
     oled.init_display()
     draw_status(oled)
-    oled.show()
+    assert show_whole(oled) == 2
     shown = device.pixels()
     assert shown == fb_pixels(oled, 128, 64)
     assert sum(map(sum, shown)) > 1000
@@ -174,11 +182,30 @@ def test_a_full_redraw_costs_1034_bytes_on_the_bus(clock):
     assert (oled.last_transfers, oled.last_bytes) == (2, 1034)
     bits = wire * 9  # 8 data bits and the ACK
     assert 23.0 < bits / 400_000 * 1000 < 23.6  # ms at 400 kHz, start/stop not counted
-    # Every page changed across its width: show() sends the same single frame transfer.
+    # Every page changed across its width: without a slice limit, show() sends the same
+    # single frame transfer.
+    oled.slice_bytes = None
     oled.fill(1)
     before = device.bytes_received, device.transfers
-    oled.show()
+    assert oled.show() is True
     assert _wire(device, before) == (1034, 2)
+
+
+def test_a_whole_new_screen_goes_out_in_slices_the_main_loop_can_wait_for(clock):
+    oled, device = make_display()
+    oled.init_display()
+    oled.fill(1)
+    slices = []
+    done = False
+    while not done:
+        before = device.bytes_received, device.transfers
+        done = oled.show()
+        slices.append(_wire(device, before)[0])
+        assert device.pixels() != fb_pixels(oled, 128, 64) or done
+    assert device.pixels() == fb_pixels(oled, 128, 64)
+    assert len(slices) == 2 and max(slices) <= oled.slice_bytes
+    assert max(slices) * 9 / 400_000 * 1000 < 15  # ms of bus time per call
+    assert oled.show() is True and oled.last_bytes == 0  # nothing left
 
 
 def test_show_sends_nothing_when_nothing_changed(clock):

@@ -80,7 +80,8 @@ i2c.attach(0x3C, device)
 oled = SSD1306(i2c)
 oled.init_display()
 draw(oled, 128, 64, framebuf)
-oled.show()
+while not oled.show():
+    pass
 oled.fill_rect(0, 40, 128, 8, 1)
 oled.text("page 5", 10, 40, 0)
 oled.show(5, 5)
@@ -116,6 +117,14 @@ def allocated(fn, n):
 def whole_change(oled):
     oled.fill(0 if oled.buffer[0] else 1)  # every byte changes: the whole frame goes out
     oled.show()
+
+
+def sliced_change(oled):
+    oled.fill(0 if oled.buffer[0] else 1)
+    calls = 1
+    while not oled.show():
+        calls += 1
+    assert calls == 2
 
 
 def page_change(oled):
@@ -176,8 +185,13 @@ def measure():
     quiet = SSD1306(bus)
     quiet.init_display()
     bus.sent = 0
+    quiet.slice_bytes = None
     print("alloc_show=%d" % allocated(lambda: whole_change(quiet), 10))
     print("sent_per_show=%d" % (bus.sent // 10))
+    del quiet.slice_bytes  # back to the class's slices
+    bus.sent = 0
+    print("alloc_sliced=%d" % allocated(lambda: sliced_change(quiet), 10))
+    print("sent_per_sliced=%d" % (bus.sent // 10))
     bus.sent = 0
     print("alloc_pages=%d" % allocated(lambda: page_change(quiet), 10))
     print("sent_per_pages=%d" % (bus.sent // 10))
@@ -245,6 +259,9 @@ def test_driver_with_the_real_framebuf_shows_the_frame_cpython_shows_and_allocat
     # A whole new frame: the window (7 bytes) and the frame (1025 bytes), nothing allocated.
     assert int(result["sent_per_show"]) == 7 + 1025, out
     assert int(result["alloc_show"]) == 0, out
+    # The same in two slices of four pages (the main loop runs in between): 2 x 528 bytes.
+    assert int(result["sent_per_sliced"]) == 2 * (7 + 4 * 129), out
+    assert int(result["alloc_sliced"]) == 0, out
     # Two whole pages: one window and a transfer per page, nothing allocated.
     assert int(result["sent_per_pages"]) == 7 + 2 * 129, out
     assert int(result["alloc_pages"]) == 0, out

@@ -129,3 +129,26 @@ def test_normal_bolus_from_home_draws_the_same_frame_as_cpython_and_allocates_li
     print("bytes allocated per redraw on MicroPython:", allocs)
     assert set(allocs) >= {"home", "menu", "bolus amount", "confirm bolus", "home bolus"}
     assert max(allocs.values()) < 1024, allocs
+
+
+@pytest.mark.slow
+def test_every_redraw_of_the_walk_allocates_under_1_kb_and_waits_under_20_ms():
+    """tools/bench_ui.py's walk: the figures docs/bench/ui.md reports, held to the targets."""
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(FAKES)), "tools"))
+    import bench_ui
+
+    rows = bench_ui.run_guest()
+    screens = {row[1] for row in rows}
+    assert {"home", "menu", "bolus amount", "confirm bolus", "cancel bolus", "carbs", "bg",
+            "calculator result", "temp menu", "history", "settings", "alarm"} <= screens
+    for label, screen, nbytes, _transfers, calls, longest, alloc in rows:
+        where = "%s %s" % (screen, label)
+        assert 0 <= alloc < bench_ui.TARGET_ALLOC, where
+        assert longest * 1000 / bench_ui.I2C_HZ < bench_ui.TARGET_MS, where  # one wait
+        assert nbytes <= 1034 + 3 * 8 and calls <= 3, where
+    # Updates within a screen (a value, the clock, the progress bar) are small.
+    assert [r[2] for r in rows if r[0] == "+0.05 U"][0] < 150
+    assert [r[2] for r in rows if r[0] == "progress, 1 s"][0] < 150
+    # The same walk on CPython sends the same bytes.
+    host = bench_ui.run_host()
+    assert [r[:5] for r in host] == [r[:5] for r in rows]

@@ -191,6 +191,11 @@ def main(argv=None):
     print(text)
     print()
     print("written to %s" % path)
+    from bench_ui import bench_ui  # screen redraws: bytes, bus time, allocation
+
+    print()
+    print(bench_ui(args.out))
+    print("written to %s" % os.path.join(args.out, "ui.md"))
     return 0
 
 

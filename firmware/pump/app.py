@@ -147,6 +147,7 @@ class App:
         self.display = board.display
         self.display_ok = False
         self._display_retry_ms = None
+        self._frame_unsent = False  # part of the frame drawn is still to go to the panel
         self.ui = None
         if self.display is not None:
             from pump.ui.ui import Ui  # the screens cost RAM: only on a board with a display
@@ -763,7 +764,11 @@ class App:
 
     def _redraw_due(self, now):
         ui = self.ui
-        return None if ui is None else ui.next_redraw_ms(now)
+        if ui is None:
+            return None
+        if self._frame_unsent:
+            return now  # the rest of a frame sent in slices goes out on the next pass
+        return ui.next_redraw_ms(now)
 
     def _service_display(self, now):
         ui = self.ui
@@ -778,13 +783,16 @@ class App:
                 return
             self.events.emit(now, ev.DISPLAY_BACK)
             self.alarms.clear(now, al.DISPLAY)
-        due = ui.next_redraw_ms(now)
+        due = self._redraw_due(now)
         if due is None or due > now:
             return
-        ui.draw(now)
+        if not self._frame_unsent:
+            ui.draw(now)
         try:
-            self.display.show()
+            # show() sends at most a slice of the changes (the loop must not wait long).
+            self._frame_unsent = self.display.show() is False
         except OSError:
+            self._frame_unsent = False
             self.display_ok = False
             self._display_retry_ms = now + _DISPLAY_RETRY_MS
             self.events.emit(now, ev.DISPLAY_LOST)

@@ -16,7 +16,8 @@ changed pages share one address window when that is cheaper. Bus cost at 400 kHz
   one transfer of 1026 bytes (address, control byte 0x40, 128 x 8 bytes of GDDRAM),
   1034 bytes: 9306 clocks, about 23.3 ms;
 - a page with n changed columns: 8 + 2 + n bytes, 0.3 to 3.1 ms;
-- nothing changed: nothing sent.
+- nothing changed: nothing sent;
+- more than ``slice_bytes`` changed: the pages go out over several ``show()`` calls.
 
 ``last_bytes`` and ``last_transfers`` say what the last ``show()`` put on the bus.
 Allocation: none for whole pages; one small memoryview (16 bytes on the Pico) for each
@@ -56,8 +57,13 @@ _SCROLL_OFF = const(0x2E)
 _CONTRAST_DEFAULT = const(0x7F)  # the chip's reset value
 
 
+_WHOLE_FRAME_BYTES = const(1034)  # window and frame, I2C address bytes included
+
+
 class SSD1306(framebuf.FrameBuffer):
     """A width x height SSD1306 at ``addr`` on an I2C bus built by the board file."""
+
+    slice_bytes = 640  # bus bytes per show() call at most (about 14.5 ms); None: no limit
 
     def __init__(self, i2c, width=128, height=64, addr=0x3C, external_vcc=False):
         if height % 8 or not 0 < height <= 64 or not 0 < width <= 128:
@@ -153,7 +159,13 @@ class SSD1306(framebuf.FrameBuffer):
         self._sent_valid = True
 
     def show(self, first_page=0, last_page=None):
-        """Send what changed in pages first_page..last_page (default: all) since last sent."""
+        """Send what changed in pages first_page..last_page (default: all) since last sent.
+
+        At most about ``slice_bytes`` go out per call (whole pages at a time, at least one):
+        returns True once the panel shows the frame, False if more is left for the next
+        call. A redraw that changes most of the screen thus goes out in two calls of
+        about 13 ms each instead of one of 23 ms, and the main loop runs in between.
+        """
         last = self.pages - 1
         if last_page is None:
             last_page = last
@@ -161,11 +173,12 @@ class SSD1306(framebuf.FrameBuffer):
             raise ValueError("SSD1306.show: page range")
         if not self._sent_valid:
             self.show_all()
-            return
+            return True
         self.last_bytes = 0
         self.last_transfers = 0
         dirty = self._dirty
         width = self.width
+        budget = self.slice_bytes
         count = 0
         full = 0
         for page in range(first_page, last_page + 1):
@@ -178,11 +191,12 @@ class SSD1306(framebuf.FrameBuffer):
             if dirty[2 * page] == 0 and dirty[2 * page + 1] == width - 1:
                 full += 1
         if count == 0:
-            return
-        if full == self.pages:
+            return True
+        if full == self.pages and (budget is None or budget >= _WHOLE_FRAME_BYTES):
             self.show_all()
-            return
+            return True
         # Runs of changed pages: one window each, or one per page where that costs less.
+        spent = 0
         page = first_page
         while page <= last_page:
             c0 = dirty[2 * page]
@@ -191,6 +205,7 @@ class SSD1306(framebuf.FrameBuffer):
                 page += 1
                 continue
             end = page
+            cost = 8 + 3 + c1 - c0
             while end < last_page:
                 n0 = dirty[2 * end + 2]
                 n1 = dirty[2 * end + 3]
@@ -200,14 +215,19 @@ class SSD1306(framebuf.FrameBuffer):
                 u1 = c1 if c1 > n1 else n1
                 pages = end - page + 1
                 joined = 8 + (pages + 1) * (3 + u1 - u0)
-                apart = 8 + pages * (3 + c1 - c0) + 11 + n1 - n0
-                if joined > apart:
+                apart = cost + 11 + n1 - n0
+                if joined > apart or (budget is not None and joined > budget):
                     break
                 c0 = u0
                 c1 = u1
+                cost = joined
                 end += 1
+            if budget is not None and spent and spent + cost > budget:
+                return False  # the rest on the next call
             self._send_columns(page, end, c0, c1)
+            spent += cost
             page = end + 1
+        return True
 
     def _changed_columns(self, page):
         """Record the first and last column where a page differs from what was sent."""
