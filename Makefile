@@ -126,10 +126,12 @@ build: $(STAMP)
 # Copies every entry of build/ into the device's root ("cp -r dir :" puts
 # dir at :/dir); unchanged files are skipped by hash. Files that are no
 # longer built are not removed from the device: a stale pump/x.py there
-# would be imported instead of pump/x.mpy.
+# would be imported instead of pump/x.mpy. Then the restarted pump's firmware
+# hash is read back over the protocol and must match build/manifest.json.
 flash: build
 	$(MPREMOTE) fs cp -r $(BUILD)/* :
 	$(MPREMOTE) reset
+	$(VPY) tools/verify_flash.py --build $(BUILD) $(if $(PORT),--port $(PORT),)
 
 # --- host programs -----------------------------------------------------------
 

@@ -196,6 +196,10 @@ def main(argv=None):
     print()
     print(bench_ui(args.out))
     print("written to %s" % os.path.join(args.out, "ui.md"))
+    import bench_link  # the serial link's fuzz (LINK_FUZZ_EXAMPLES, 10,000 by default)
+
+    print()
+    bench_link.main()
     return 0
 
 

@@ -1,0 +1,531 @@
+"""pumpctl: talk to the pump over its USB serial port (a Pico, or the simulator's pty).
+
+    pumpctl [--port PORT | --sim PTY] status | version | hash | history | settings get |
+            settings put FILE.toml | time sync | bolus U | temp-basal ... | watch
+
+Every change that touches therapy waits until the person confirms it on the pump
+(OK on its confirm screen, within 60 s). Exit codes: 0 done, 2 usage, 3 no device,
+4 wrong device, 5 timeout, 6 refused, 7 not confirmed (rejected or expired),
+8 cancelled here. Errors are one line on stderr.
+"""
+
+import argparse
+import csv
+import datetime
+import glob
+import json
+import os
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+if os.path.join(ROOT, "firmware") not in sys.path:
+    sys.path.insert(0, os.path.join(ROOT, "firmware"))
+
+from pump.core import protocol as p
+
+DEVICE = "pico-insulin-pump"
+BAUD = 115200  # ignored by USB CDC; a pty takes it too
+EXIT_OK = 0
+EXIT_USAGE = 2
+EXIT_NO_DEVICE = 3
+EXIT_WRONG_DEVICE = 4
+EXIT_TIMEOUT = 5
+EXIT_REFUSED = 6
+EXIT_NOT_CONFIRMED = 7
+EXIT_CANCELLED = 8
+CONFIRM_POLL_S = 0.25
+_READ_SLICE_S = 0.02
+
+
+class PumpError(Exception):
+    """A failure to report: one line, and the exit code that goes with it."""
+
+    def __init__(self, code, message):
+        Exception.__init__(self, message)
+        self.code = code
+        self.message = message
+
+
+def open_port(path):
+    """Open a serial port (a Pico's /dev/ttyACM0, or the simulator's pty) with pyserial."""
+    import serial
+
+    if not os.path.exists(path):
+        raise PumpError(EXIT_NO_DEVICE, "no device at %s" % path)
+    try:
+        return serial.Serial(path, BAUD, timeout=_READ_SLICE_S, write_timeout=2)
+    except (serial.SerialException, OSError) as exc:
+        raise PumpError(EXIT_NO_DEVICE, "cannot open %s: %s" % (path, exc)) from None
+
+
+def find_port():
+    """The only USB serial port that looks like a Pico, or a PumpError."""
+    candidates = sorted(glob.glob("/dev/ttyACM*") + glob.glob("/dev/cu.usbmodem*"))
+    if not candidates:
+        raise PumpError(EXIT_NO_DEVICE, "no pump found: plug it in or give --port")
+    if len(candidates) > 1:
+        raise PumpError(
+            EXIT_NO_DEVICE, "several serial ports (%s): choose one with --port" % ", ".join(
+                candidates)
+        )
+    return candidates[0]
+
+
+class Client:
+    """Requests and their answers over one open port; ``timeout`` in seconds per answer."""
+
+    def __init__(self, port, timeout=3.0):
+        self.port = port
+        self.timeout = timeout
+        self.decoder = p.ResponseDecoder()
+        self.seq = 0
+        self._queue = []
+        self.noise = 0  # lines that were not valid responses
+        self.bytes_in = 0
+        self.version = {}  # the pump's answer to hello
+
+    def close(self):
+        self.port.close()
+
+    def hello(self):
+        """Open a session and check that a pump answers; returns its version fields."""
+        try:
+            self.port.reset_input_buffer()
+        except Exception:  # a port that cannot flush still works
+            pass
+        self.seq = 0
+        try:
+            final, _ = self.request(p.HELLO)
+        except PumpError as err:
+            if err.code == EXIT_TIMEOUT and (self.noise or self.bytes_in):
+                raise PumpError(
+                    EXIT_WRONG_DEVICE,
+                    "the device does not speak the pump's protocol (a REPL, or another device)",
+                ) from None
+            if err.code == EXIT_REFUSED:
+                raise PumpError(
+                    EXIT_WRONG_DEVICE, "the device refused the handshake: " + err.message
+                ) from None
+            raise
+        if final.fields.get("device") != DEVICE:
+            raise PumpError(
+                EXIT_WRONG_DEVICE, "not a pump: it says device=%s" % final.fields.get("device")
+            )
+        return final.fields
+
+    def _next(self, deadline):
+        while not self._queue:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            data = self.port.read(4096)
+            if data:
+                self.bytes_in += len(data)
+                self._queue.extend(self.decoder.feed(data))
+        return self._queue.pop(0)
+
+    def request(self, command, *args):
+        """Send one request; returns (final Response, [more Responses]). An ``err`` answer
+        raises PumpError(EXIT_REFUSED)."""
+        self.seq += 1
+        seq = self.seq
+        line = p.encode_request(seq, command, *args)
+        if len(line) > p.MAX_REQUEST_LINE:
+            raise PumpError(EXIT_USAGE, "request too long for one line (%d bytes)" % len(line))
+        self.port.write(line)
+        self.port.flush()
+        deadline = time.monotonic() + self.timeout
+        listing = []
+        while True:
+            item = self._next(deadline)
+            if item is None:
+                raise PumpError(
+                    EXIT_TIMEOUT, "no answer to %s within %g s" % (command, self.timeout)
+                )
+            if item.is_error:
+                self.noise += 1
+                continue
+            if item.seq != seq and item.seq != 0:
+                continue  # a late answer to an earlier request
+            if item.status == p.MORE:
+                listing.append(item)
+                continue
+            if item.status == p.ERR:
+                raise PumpError(
+                    EXIT_REFUSED,
+                    "refused (%s): %s" % (item.fields.get("code"), item.fields.get("msg")),
+                )
+            return item, listing
+
+    def change(self, command, *args, on_pending=None, limit_s=None):
+        """A therapy change: sent, held by the pump, then followed until the person
+        confirms or rejects it on the pump. Returns the final confirm_status fields."""
+        final, _ = self.request(command, *args)
+        if final.status != p.PENDING:
+            raise PumpError(EXIT_REFUSED, "the pump did not hold %s for confirmation" % command)
+        ident = int(final.fields["id"])
+        expires_s = int(final.fields.get("expires_in_ms", "60000")) / 1000
+        if on_pending is not None:
+            on_pending(ident, expires_s)
+        deadline = time.monotonic() + (limit_s if limit_s is not None else expires_s + 30)
+        while True:
+            status, _ = self.request("confirm_status", ident)
+            state = status.fields.get("state")
+            if state == "applied":
+                return status.fields
+            if state == "refused":
+                raise PumpError(
+                    EXIT_REFUSED, "the pump refused it: %s" % status.fields.get("reason")
+                )
+            if state != "pending":
+                raise PumpError(
+                    EXIT_NOT_CONFIRMED,
+                    "not confirmed on the pump (%s): %s" % (state, status.fields.get("reason")),
+                )
+            if time.monotonic() > deadline:
+                raise PumpError(EXIT_TIMEOUT, "the pump still holds change %d" % ident)
+            time.sleep(CONFIRM_POLL_S)
+
+
+# ----- values ---------------------------------------------------------------------------
+
+
+def typed(text):
+    """A field from the wire: int when it is a whole number, None for '-', else str."""
+    if text == "-":
+        return None
+    if text.isdigit():
+        return int(text)
+    return text
+
+
+def mu(units):
+    """Insulin units (float or str) to whole milliunits."""
+    return int(round(float(units) * 1000))
+
+
+def units(mu_value):
+    return "%.2f" % (mu_value / 1000)
+
+
+def settings_from_pump(client):
+    """The pump's settings as a dict in host units (U, U/h, U/min), profiles as a list."""
+    final, listing = client.request("settings")
+    f = {k: typed(v) for k, v in final.fields.items()}
+    profiles = []
+    for item in listing:
+        basal = []
+        for part in item.fields.get("basal", "").split(","):
+            if part:
+                start, rate = part.split("/")
+                basal.append([start, int(rate) / 1000])
+        profiles.append({"name": item.fields.get("name"), "basal": basal})
+    return {
+        "max_bolus": f["max_bolus"] / 1000,
+        "max_basal": f["max_basal"] / 1000,
+        "increment": f["increment"] / 1000,
+        "speed": f["speed"] / 1000,
+        "active_profile": f["active_profile"],
+        "profiles": profiles,
+    }
+
+
+def to_toml(settings):
+    out = [
+        "# Pump settings (pumpctl settings get). Insulin in U, rates in U/h.",
+        "max_bolus = %.2f  # U" % settings["max_bolus"],
+        "max_basal = %.2f  # U/h" % settings["max_basal"],
+        "increment = %g  # U, one of 0.01, 0.025, 0.05, 0.1" % settings["increment"],
+        "speed = %g  # U/min, 1.5 to 15" % settings["speed"],
+        "active_profile = %d  # index into [[profiles]], from 0" % settings["active_profile"],
+    ]
+    for profile in settings["profiles"]:
+        out.append("")
+        out.append("[[profiles]]")
+        out.append("name = %s" % json.dumps(profile["name"]))
+        rows = ", ".join('["%s", %.2f]' % (start, rate) for start, rate in profile["basal"])
+        out.append("basal = [%s]" % rows)
+    return "\n".join(out) + "\n"
+
+
+def wire_settings(settings):
+    """Settings (host units) as settings_put key=value pairs (wire units), in a fixed order."""
+    pairs = []
+    for key in ("max_bolus", "max_basal", "increment", "speed"):
+        if key in settings:
+            value = mu(settings[key])
+            pairs.append((key, value))
+    if "active_profile" in settings:
+        pairs.append(("active_profile", int(settings["active_profile"])))
+    for index, profile in enumerate(settings.get("profiles", [])):
+        if "name" in profile:
+            pairs.append(("name%d" % index, str(profile["name"])))
+        if "basal" in profile:
+            segments = ",".join("%s/%d" % (start, mu(rate)) for start, rate in profile["basal"])
+            pairs.append(("basal%d" % index, segments))
+    return pairs
+
+
+def diff_pairs(old, new):
+    """Lines saying what changes from ``old`` to ``new`` (wire pairs); and the changed pairs."""
+    before = dict(old)
+    lines = []
+    changed = []
+    for key, value in new:
+        if before.get(key) != value:
+            lines.append("  %s: %s -> %s" % (key, before.get(key, "(none)"), value))
+            changed.append((key, value))
+    return lines, changed
+
+
+def pack_requests(pairs):
+    """Group key=value pairs into settings_put requests that each fit one line."""
+    requests = []
+    current = []
+    for key, value in pairs:
+        token = "%s=%s" % (key, value)
+        trial = current + [token]
+        if len(p.encode_request(p.MAX_SEQ, "settings_put", *trial)) > p.MAX_REQUEST_LINE:
+            if not current:
+                raise PumpError(EXIT_USAGE, "setting %s is too long for one request" % key)
+            requests.append(current)
+            trial = [token]
+        current = trial
+    if current:
+        requests.append(current)
+    return requests
+
+
+# ----- commands -------------------------------------------------------------------------
+
+
+def cmd_status(client, args, out):
+    final, _ = client.request("status")
+    fields = {k: typed(v) for k, v in final.fields.items()}
+    if args.json:
+        out.write(json.dumps(fields, sort_keys=True) + "\n")
+        return EXIT_OK
+    for key, value in final.fields.items():
+        out.write("%-16s %s\n" % (key, value))
+    return EXIT_OK
+
+
+def cmd_version(client, args, out):
+    for key, value in client.version.items():
+        out.write("%-10s %s\n" % (key, value))
+    return EXIT_OK
+
+
+def cmd_hash(client, args, out):
+    final, _ = client.request("hash")
+    for key, value in final.fields.items():
+        out.write("%-10s %s\n" % (key, value))
+    return EXIT_OK
+
+
+def fetch_history(client, count=None):
+    """Every event the pump still holds (or the last ``count``), oldest first."""
+    events = []
+    since = 0
+    while True:
+        final, listing = client.request("history", since, p.HISTORY_MAX_COUNT)
+        for item in listing:
+            events.append({k: typed(v) for k, v in item.fields.items()})
+        got = int(final.fields.get("count", "0"))
+        since = int(final.fields.get("last_seq", str(since)))
+        if got < p.HISTORY_MAX_COUNT:
+            break
+    if count is not None:
+        events = events[-count:]
+    return events
+
+
+def cmd_history(client, args, out):
+    events = fetch_history(client, args.count)
+    if args.json:
+        out.write(json.dumps(events, indent=1) + "\n")
+    elif args.csv:
+        head = ["t_ms", "type", "seq", "kind", "steps", "mu"]
+        extra = sorted({k for e in events for k in e} - set(head))
+        writer = csv.DictWriter(out, head + extra, lineterminator="\n")
+        writer.writeheader()
+        for event in events:
+            writer.writerow({k: ("" if v is None else v) for k, v in event.items()})
+    else:
+        for event in events:
+            rest = " ".join("%s=%s" % (k, v) for k, v in event.items()
+                            if k not in ("seq", "t_ms", "type"))
+            out.write("%6s %10s %-20s %s\n" % (event.get("seq"), event.get("t_ms"),
+                                               event.get("type"), rest))
+    return EXIT_OK
+
+
+def _say_pending(out):
+    def say(ident, expires_s):
+        out.write("Waiting for OK on the pump (change %d, %d s)...\n" % (ident, expires_s))
+        out.flush()
+
+    return say
+
+
+def cmd_settings(client, args, out):
+    if args.action == "get":
+        out.write(to_toml(settings_from_pump(client)))
+        return EXIT_OK
+    import tomllib
+
+    try:
+        with open(args.file, "rb") as f:
+            wanted = tomllib.load(f)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise PumpError(EXIT_USAGE, "cannot read %s: %s" % (args.file, exc)) from None
+    try:
+        new = wire_settings(wanted)
+    except (TypeError, ValueError, KeyError) as exc:
+        raise PumpError(EXIT_USAGE, "%s: bad value: %s" % (args.file, exc)) from None
+    old = wire_settings(settings_from_pump(client))
+    lines, changed = diff_pairs(old, new)
+    if not changed:
+        out.write("The pump already has these settings.\n")
+        return EXIT_OK
+    out.write("Changes:\n" + "\n".join(lines) + "\n")
+    if not args.yes:
+        out.write("Send them to the pump? [y/N] ")
+        out.flush()
+        answer = args.input().strip().lower()
+        if answer not in ("y", "yes"):
+            out.write("Nothing sent.\n")
+            return EXIT_CANCELLED
+    for tokens in pack_requests(changed):
+        pairs = [t.split("=", 1) for t in tokens]
+        client.change("settings_put", *["%s=%s" % (k, v) for k, v in pairs],
+                      on_pending=_say_pending(out))
+    out.write("Settings applied.\n")
+    return EXIT_OK
+
+
+def cmd_time(client, args, out):
+    now = args.now() if args.now is not None else datetime.datetime.now()
+    stamp = now.strftime("%Y-%m-%dT%H:%M:%S")
+    client.change("time_set", stamp, on_pending=_say_pending(out))
+    out.write("Clock set to %s.\n" % stamp)
+    return EXIT_OK
+
+
+def cmd_bolus(client, args, out):
+    amount = mu(args.units)
+    client.change("bolus", amount, on_pending=_say_pending(out))
+    out.write("Bolus of %s U started.\n" % units(amount))
+    return EXIT_OK
+
+
+def cmd_temp(client, args, out):
+    if (args.percent is None) == (args.rate is None):
+        raise PumpError(EXIT_USAGE, "give one of --percent or --rate")
+    if args.percent is not None:
+        client.change("temp", "percent", args.percent, args.minutes, on_pending=_say_pending(out))
+        out.write("Temp basal %d %% for %d min started.\n" % (args.percent, args.minutes))
+    else:
+        client.change("temp", "rate", mu(args.rate), args.minutes, on_pending=_say_pending(out))
+        out.write("Temp basal %s U/h for %d min started.\n" % (args.rate, args.minutes))
+    return EXIT_OK
+
+
+def cmd_watch(client, args, out):
+    shown = 0
+    try:
+        while args.count is None or shown < args.count:
+            final, _ = client.request("status")
+            f = final.fields
+            out.write(
+                "%s basal %s U/h  bolus %s/%s U  IOB %s U  res %s U  battery %s%%  alarms %s\n"
+                % (f.get("time"), units(int(f["basal_mu_per_h"])), units(int(f["bolus_done_mu"])),
+                   units(int(f["bolus_mu"])), units(int(f["iob_mu"])),
+                   units(int(f["reservoir_mu"])), f.get("battery_pct"), f.get("alarms"))
+            )
+            out.flush()
+            shown += 1
+            if args.count is None or shown < args.count:
+                time.sleep(args.interval)
+    except KeyboardInterrupt:
+        out.write("\n")
+    return EXIT_OK
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="pumpctl", description=__doc__.splitlines()[0])
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--port", help="serial port of the pump (default: the only /dev/ttyACM*)")
+    where.add_argument("--sim", metavar="PTY", help="the simulator's pty (tools/simlink.py)")
+    parser.add_argument("--timeout", type=float, default=3.0, help="seconds to wait per answer")
+    sub = parser.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("status", help="delivery, reservoir, battery, alarms")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(run=cmd_status)
+    sub.add_parser("version", help="the pump's firmware and protocol").set_defaults(
+        run=cmd_version)
+    sub.add_parser("hash", help="the firmware image's manifest hash").set_defaults(run=cmd_hash)
+    s = sub.add_parser("history", help="the event log")
+    fmt = s.add_mutually_exclusive_group()
+    fmt.add_argument("--csv", action="store_true")
+    fmt.add_argument("--json", action="store_true")
+    s.add_argument("--count", type=int, help="only the last COUNT events")
+    s.set_defaults(run=cmd_history)
+    s = sub.add_parser("settings", help="settings get, or settings put FILE.toml")
+    s.add_argument("action", choices=("get", "put"))
+    s.add_argument("file", nargs="?")
+    s.add_argument("--yes", action="store_true", help="send without asking (still confirmed "
+                   "on the pump)")
+    s.set_defaults(run=cmd_settings)
+    s = sub.add_parser("time", help="time sync: set the pump's clock to this computer's")
+    s.add_argument("action", choices=("sync",))
+    s.set_defaults(run=cmd_time)
+    s = sub.add_parser("bolus", help="a normal bolus of U units")
+    s.add_argument("units", type=float)
+    s.set_defaults(run=cmd_bolus)
+    s = sub.add_parser("temp-basal", help="a temp basal: --percent P or --rate U/h, --minutes")
+    s.add_argument("--percent", type=int)
+    s.add_argument("--rate", type=float)
+    s.add_argument("--minutes", type=int, default=60)
+    s.set_defaults(run=cmd_temp)
+    s = sub.add_parser("watch", help="live status until Ctrl-C")
+    s.add_argument("--interval", type=float, default=1.0)
+    s.add_argument("--count", type=int, help="stop after COUNT lines")
+    s.set_defaults(run=cmd_watch)
+    return parser
+
+
+def main(argv=None, out=None, err=None, input_fn=input, now=None):
+    """Run one command; returns the exit code. ``input_fn`` and ``now`` are for tests."""
+    out = out or sys.stdout
+    err = err or sys.stderr
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    args.input = input_fn
+    args.now = now
+    if args.command == "settings" and args.action == "put" and not args.file:
+        parser.error("settings put needs a FILE.toml")
+    client = None
+    try:
+        path = args.sim or args.port or find_port()
+        client = Client(open_port(path), args.timeout)
+        client.version = client.hello()
+        return args.run(client, args, out)
+    except PumpError as exc:
+        err.write("pumpctl: %s\n" % exc.message)
+        return exc.code
+    finally:
+        if client is not None:
+            client.close()
+
+
+def console():
+    """Entry point of the `pumpctl` console script."""
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    console()
+
