@@ -225,3 +225,55 @@ def test_an_mmol_value_entered_comes_back_unchanged():
         assert mgdl_to_mmol10(mmol10_to_mgdl(mmol10)) == mmol10, mmol10
     for mgdl in range(5, 601):  # and mg/dL -> mmol/L moves by at most 0.9 mg/dL
         assert abs(mmol10_to_mgdl(mgdl_to_mmol10(mgdl)) - mgdl) <= 1, mgdl
+
+
+# ----- a table worked out by hand: dose histories, each ratio segment, every BG case ------
+
+# Dose histories as (minutes ago, mU) and their insulin on board with the rapid-acting
+# curve over 6 h: none; 2 U just given (all of it on board); 3 U 7 h ago (gone); 1 U
+# 2 h ago and 0.5 U 1.5 h ago (754 mU: the published formula gives 754.31 mU).
+HISTORIES = {
+    "none": ((), 0),
+    "just given": (((0, 2000),), 2000),
+    "expired": (((420, 3000),), 0),
+    "two recent": (((120, 1000), (90, 500)), 754),
+}
+
+# time, carbs g, BG mg/dL (None: not entered), history, suggested mU, flags.
+# Segments: 00:00 12.0 g/U, 50 mg/dL/U, 90-120; 12:00 10.0 g/U, 40, 100-140;
+# 23:30 15.0 g/U, 60, 110-150. Increment 0.05 U, max bolus 10 U.
+WIZARD_TABLE = (
+    # food 60/12 = 5.00 U; correction (200 - 120) / 50 = 1.60 U.
+    ("08:00", 60, 200, "none", 6600, ABOVE_TARGET),
+    # the 2 U on board cover the 1.60 U correction, never the food.
+    ("08:00", 60, 200, "just given", 5000, ABOVE_TARGET | IOB_COVERED),
+    ("08:00", 60, 200, "expired", 6600, ABOVE_TARGET),
+    # 12:00 segment: 45/10 = 4.50 U; BG in range: food only, IOB not used.
+    ("13:00", 45, 120, "two recent", 4500, 0),
+    # below the low target: (80 - 100) / 40 = -0.50 U.
+    ("13:00", 45, 80, "none", 4000, BELOW_TARGET),
+    # under 70: warned, (60 - 100) / 40 = -1.00 U, no correction insulin.
+    ("13:00", 45, 60, "just given", 3500, BELOW_TARGET | LOW_BG),
+    # 23:30 segment: 30/15 = 2.00 U; no BG: food only.
+    ("23:30", 30, None, "just given", 2000, NO_BG),
+    # (250 - 150) / 60 = 1.6667 U less 0.754 U on board: 2.9127 U, down to 2.90 U.
+    ("23:30", 30, 250, "two recent", 2900, ABOVE_TARGET),
+    # nothing to eat, in range: nothing.
+    ("08:00", 0, 95, "none", 0, 0),
+)
+
+
+def test_suggestions_against_a_table_worked_out_by_hand():
+    from pump.core.iob import RAPID_ACTING, InsulinCurve, IobHistory
+
+    now = 10 * HOUR
+    for at, carbs, bg, history, expected_mu, flags in WIZARD_TABLE:
+        doses, on_board = HISTORIES[history]
+        iob = IobHistory(InsulinCurve(RAPID_ACTING, 6 * HOUR))
+        for minutes_ago, mu in doses:
+            iob.add(now - minutes_ago * MIN, mu)
+        assert iob.iob_mu(now) == on_board, history
+        result = wizard(parse_hhmm(at) * 30 * MIN, carbs, bg, on_board)
+        case = (at, carbs, bg, history)
+        assert result.suggested_mu == expected_mu, (case, result.describe())
+        assert result.flags == flags, (case, result.flag_names())
