@@ -2,9 +2,10 @@
 
 ``UsbCdcPipe`` gives the firmware side what the board file passes to
 ``pump.hal.usb_serial.UsbSerial`` (``rx``, ``tx``, ``poller``) and the host side
-``send(bytes)`` / ``receive()``. ``rx_limit`` models the device's small receive
-buffer (the RP2040's TinyUSB FIFO is 256 bytes by default): bytes beyond it wait
-on the host side until the firmware reads, as a USB host would hold them.
+``send(bytes)`` / ``receive()``; it runs under MicroPython too. ``rx_limit`` models
+the device's small receive buffer (the RP2040's TinyUSB FIFO is 256 bytes by
+default): bytes beyond it wait on the host side until the firmware reads, as a USB
+host would hold them.
 """
 
 POLLIN = 1
@@ -19,7 +20,7 @@ class _Rx:
         n = min(len(buf), len(pipe.to_pump))
         for i in range(n):
             buf[i] = pipe.to_pump[i]
-        del pipe.to_pump[:n]
+        pipe.to_pump = pipe.to_pump[n:]
         pipe._refill()
         return n
 
@@ -70,7 +71,7 @@ class UsbCdcPipe:
         room = self.rx_limit - len(self.to_pump)
         if room > 0 and self._waiting:
             self.to_pump.extend(self._waiting[:room])
-            del self._waiting[:room]
+            self._waiting = self._waiting[room:]
 
     def send(self, data):
         """The host writes ``data`` to the port."""
@@ -84,5 +85,5 @@ class UsbCdcPipe:
     def receive(self):
         """Everything the pump wrote since the last call (bytes)."""
         out = bytes(self.from_pump)
-        self.from_pump.clear()
+        self.from_pump = bytearray()
         return out
