@@ -143,6 +143,17 @@ def test_sequence_must_increase_within_a_session():
     assert not _one(d, _frame("1 status")).is_error
 
 
+def test_hello_opens_a_session_with_any_seq_and_numbering_goes_on_from_it():
+    d = p.Decoder()
+    assert not _one(d, _frame("40 status")).is_error
+    hello = _one(d, _frame("1 hello"))
+    assert not hello.is_error and hello.command == p.HELLO and not hello.therapy
+    assert d.last_seq == 1
+    assert not _one(d, _frame("2 bolus 1000")).is_error
+    assert _one(d, _frame("2 bolus 1000")).code == p.E_REPLAY  # within it, the rule holds
+    assert _one(d, _frame("3 hello now")).code == p.E_BAD_ARGS
+
+
 def test_bytes_arrive_in_pieces_and_lines_may_end_in_crlf():
     d = p.Decoder()
     data = _frame("1 status") + _frame("2 bolus 500")[:-1] + b"\r\n" + _frame("3 version")

@@ -3,7 +3,7 @@
 ``UsbCdcPipe`` gives the firmware side what the board file passes to
 ``pump.hal.usb_serial.UsbSerial`` (``rx``, ``tx``, ``poller``) and the host side
 ``send(bytes)`` / ``receive()``; it runs under MicroPython too. ``rx_limit`` models
-the device's small receive buffer (the RP2040's TinyUSB FIFO is 256 bytes by
+the device's small receive buffer (a few hundred bytes on the RP2040; 256 by
 default): bytes beyond it wait on the host side until the firmware reads, as a USB
 host would hold them.
 """
