@@ -72,7 +72,7 @@ $(STAMP): requirements.txt requirements-stubs.txt
 	rm -rf $(STUBS)
 	$(PIP) install --progress-bar off --no-deps --target $(STUBS) -r requirements-stubs.txt
 	if grep -q '^\[project\.scripts\]' pyproject.toml; then \
-	  $(PIP) install --progress-bar off --no-deps -e . ; fi
+	  $(PIP) install --progress-bar off --no-deps --no-build-isolation -e . ; fi
 	touch $@
 
 # --- checks ------------------------------------------------------------------
