@@ -14,7 +14,9 @@ import fakes
 fakes.install()
 
 import machine  # the fake
+import rp2  # the fake
 from fakes import vclock
+from fakes.flashfs import PowerCut
 from fakes.devices import StepperDriverModel
 from fakes.plant import OutflowRecorder, Plant, PlantParams
 from fakes.sensors import HX711Device
@@ -22,6 +24,9 @@ from fakes.ssd1306 import SSD1306Device
 
 from pump.app import App
 from pump.core.events import EventLog
+from pump.core.state import DAY_S, Checkpoint, days_from_date, rtc_tuple
+from pump.core.therapy import Settings
+from pump.hal.storage import Storage
 
 NS_PER_MS = 1_000_000
 FRESH_BATTERY_V = 4.5  # 3 x AA alkaline, new, at VSYS
@@ -58,6 +63,7 @@ class SimPump:
         plant_params=None,
         seed=0,
         start=True,
+        flash=None,
     ):
         fakes.reset()
         self.clock = vclock.current()
@@ -110,8 +116,25 @@ class SimPump:
         self.deliveries = []  # (t_ms, kind, steps, mu)
         self.events = []  # (seq, t_ms, type, fields)
         log = EventLog(capacity=event_capacity, listener=self.events.append)
+        # Power cuts (power_loss): the flash survives them, and so do the plant and the clock.
+        self.flash = flash
+        self.clock_backup = False  # True: the RTC keeps time through a cut (a backup cell)
+        self.cuts = []  # one dict per power cut: t_ms, op (flash operation), off_ms
+        self.cut_off_ms = 0  # how long the power stays off after a cut the flash makes
+        self._event_capacity = event_capacity
+        self._prepare_board = prepare_board
+        storage = None
+        if flash is not None:
+            if not flash.files:
+                provision(flash, settings or Settings(), self.board.mechanics, start_ms_of_day)
+            storage = Storage(flash)
         self.app = App(
-            self.board, self.clock, settings=settings, ms_of_day=start_ms_of_day, events=log
+            self.board,
+            self.clock,
+            settings=settings,
+            ms_of_day=start_ms_of_day,
+            events=log,
+            storage=storage,
         )
         self.app.therapy.delivery_listener = self._on_delivery
         self._t0_ns = self.clock.now_ns
@@ -145,11 +168,107 @@ class SimPump:
         end_ns = self._t0_ns + t_ms * NS_PER_MS
         app = self.app
         if self.clock.now_ns < end_ns:
-            self.clock.call_at(end_ns, lambda: app.post(_nothing))
+            self.clock.call_at(end_ns, lambda: self.app.post(_nothing))
         while self.clock.now_ns < end_ns:
+            try:
+                app.service()
+                app.sleep()
+            except PowerCut:
+                self._restore_after_cut(self.cut_off_ms)
+                app = self.app
+        try:
             app.service()
-            app.sleep()
-        app.service()
+        except PowerCut:
+            self._restore_after_cut(self.cut_off_ms)
+
+    # ----- power cuts --------------------------------------------------------------------
+
+    def power_loss(self, off_ms, cut_at=None):
+        """Cut the power now, or (``cut_at``) when the fake flash reaches that operation
+        number (``flash.ops``), the firmware running until then. The plant keeps its state;
+        ``off_ms`` pass with the motor dead; then the firmware boots again on the same
+        flash with reset cause power-on. Returns the cut's record (also in ``cuts``)."""
+        if cut_at is None or self.flash is None or cut_at <= self.flash.ops:
+            self._power_off()
+            self._restore(off_ms)
+            return self.cuts[-1]
+        self.flash.cut_at(cut_at - self.flash.ops)
+        before = len(self.cuts)
+        self.cut_off_ms = off_ms
+        limit = self.now_ms() + 86_400_000
+        while len(self.cuts) == before:
+            if self.now_ms() >= limit:
+                self.flash.cut_at(0)
+                raise ValueError("the flash never reached operation %d" % cut_at)
+            self.run_until(self.now_ms() + 60_000)
+        self.cut_off_ms = 0
+        return self.cuts[-1]
+
+    def _restore_after_cut(self, off_ms):
+        self._power_off()
+        self._restore(off_ms)
+
+    def _power_off(self):
+        """Everything electrical stops at once: motor, timers, watchdog, interrupts."""
+        self.app.running = False
+        for sm in rp2._state.sms.values():
+            sm._cancel_event()  # the pulse train stops where it is
+        clock = self.clock
+        for slot in list(clock._slots):
+            slot._slot_armed = False
+            slot._slot_active = False
+            clock.remove_slot(slot)
+        machine._state.wdt = None
+        clock.irq_disabled = False  # the chip starts again with interrupts on
+        for line in machine._state.gpios.values():
+            line.irq_handler = None
+        if self.flash is not None:
+            self.flash.powered = False  # a write in progress is lost
+        train = self.app._train
+        self.cuts.append(
+            {
+                "t_ms": self.now_ms(),
+                "op": None if self.flash is None else self.flash.ops,
+                "off_ms": 0,
+                # The physical truth at the cut, for checks: the motor's count, what the
+                # firmware had booked, and the train that was on the motor (kind, steps).
+                "motor_steps": self.driver.position_steps,
+                "reported_steps": sum(d[2] for d in self.deliveries),
+                "train": None if train is None else (train[0], train[2]),
+                "events": len(self.events),  # events and deliveries before the cut
+                "deliveries": len(self.deliveries),
+            }
+        )
+
+    def _restore(self, off_ms):
+        self.cuts[-1]["off_ms"] = off_ms
+        self.clock.run_until(self.clock.now_ns + off_ms * NS_PER_MS)
+        if not self.clock_backup:
+            machine.RTC().lost_power()
+        machine.set_reset_cause(machine.PWRON_RESET)
+        while True:
+            try:
+                self._boot()
+                return
+            except PowerCut:  # a cut the flash was told to make, during the boot itself
+                self._power_off()
+                self.cuts[-1]["off_ms"] = self.cut_off_ms
+
+    def _boot(self):
+        flash = self.flash
+        if flash is not None:
+            armed = flash._cut_at  # a cut still to come (power_loss cut before it was reached)
+            flash.reboot()
+            if armed is not None and armed > flash.ops:
+                flash._cut_at = armed
+        self.board = self.board_module.build()
+        if self._prepare_board is not None:
+            self._prepare_board(self.board)
+        log = EventLog(capacity=self._event_capacity, listener=self.events.append)
+        storage = None if self.flash is None else Storage(self.flash)
+        self.app = App(self.board, self.clock, events=log, storage=storage)
+        self.app.therapy.delivery_listener = self._on_delivery
+        self.app.start()
 
 
     # ----- the person at the pump: battery, keys, screen ------------------------------
@@ -198,6 +317,23 @@ class SimPump:
         deadline = self.now_ms() + limit_ms
         while self.app.train_running() and self.now_ms() < deadline:
             self.run_until(self.now_ms() + 1)
+
+
+SIM_DATE_S = days_from_date(2025, 1, 6) * DAY_S  # the date a simulated pump is set up on
+
+
+def provision(flash, settings, mech, ms_of_day):
+    """Set up a new pump as its owner would: the clock set, the settings saved and a first
+    checkpoint with a full reservoir, so that it boots straight into basal delivery."""
+    wall = SIM_DATE_S + ms_of_day // 1000
+    machine.RTC().datetime(rtc_tuple(wall))
+    storage = Storage(flash)
+    storage.boot()
+    storage.settings.save({"therapy": settings})
+    checkpoint = Checkpoint()
+    checkpoint.wall_s = wall
+    checkpoint.reservoir_steps = mech.steps_for_mu(mech.reservoir_capacity_mu(), 0)[0]
+    storage.checkpoint.save(checkpoint)
 
 
 def _nothing(_app):

@@ -45,6 +45,13 @@ SETTINGS_CORRUPT = "settings_corrupt"
 CLOCK_LOST = "clock_lost"
 RESET = "reset"
 INTERNAL = "internal"
+# Recovery after a reset (pump.core.state.plan_recovery names them).
+CHECK_SETTINGS = "check_settings"
+SET_UP = "set_up"
+SET_TIME = "set_time"
+STATE_LOST = "state_lost"
+BOLUS_INTERRUPTED = "bolus_interrupted"
+STORAGE = "storage"
 
 TABLE = {
     OCCLUSION: (HIGH, True, "Occlusion: no delivery. Check the line"),
@@ -69,6 +76,12 @@ TABLE = {
     CLOCK_LOST: (MEDIUM, False, "Clock lost: set the time"),
     RESET: (MEDIUM, False, "The pump restarted"),
     INTERNAL: (HIGH, True, "Internal error: delivery stopped"),
+    CHECK_SETTINGS: (HIGH, True, "Settings damaged: no delivery. Check settings"),
+    SET_UP: (HIGH, True, "Set up the pump: no settings yet"),
+    SET_TIME: (HIGH, True, "Clock lost: set the time before basal resumes"),
+    STATE_LOST: (HIGH, True, "Pump state lost: check reservoir and insulin on board"),
+    BOLUS_INTERRUPTED: (HIGH, False, "Bolus stopped by a restart: see the amount given"),
+    STORAGE: (MEDIUM, False, "Could not save to flash"),
 }
 
 
