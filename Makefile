@@ -143,6 +143,7 @@ sim: $(STAMP)
 bench: $(STAMP)
 	$(VPY) tools/bench.py $(ARGS)
 	$(VPY) tools/bench_safety.py
+	$(VPY) tools/bench_recovery.py
 
 # Every scenario in tools/scenarios/screens walks the screens by key presses and takes
 # screenshots; the PNGs (4x) replace docs/screens/.

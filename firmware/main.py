@@ -4,6 +4,7 @@ import micropython
 
 micropython.alloc_emergency_exception_buf(200)
 
+import os  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 
@@ -11,6 +12,7 @@ import machine  # noqa: E402
 
 import board  # noqa: E402  (the board file, copied to the Pico as board.py)
 from pump.app import App  # noqa: E402
+from pump.hal.storage import OsFs, Storage  # noqa: E402
 from pump.link import lock_console  # noqa: E402
 
 
@@ -18,7 +20,9 @@ def main():
     hardware = board.build()
     locked = lock_console(hardware.buttons, micropython, time)
     try:
-        App(hardware, time).run()
+        # Settings, therapy checkpoint and event log on the littlefs partition.
+        storage = Storage(OsFs(os, open, "/"))
+        App(hardware, time, storage=storage).run()
     except Exception as exc:
         if not locked:
             raise  # development mode: the traceback, then the REPL

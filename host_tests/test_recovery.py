@@ -320,3 +320,31 @@ def test_a_corrupt_log_segment_is_read_past_and_reported():
     history = sim.app.history(100)
     assert history
     assert sim.app.persistence.storage.log.skipped + sim.app.persistence.storage.log.torn >= 1
+
+
+# ----- scenario action ------------------------------------------------------------------------
+
+
+def test_scenario_power_loss_cuts_restores_and_reports_the_cuts():
+    import scenario as runner
+
+    data = {
+        "settings": {"basal": [["00:00", 1.0]], "bolus_speed": 15, "start_time": "08:00"},
+        "run": {"duration_min": 60},
+        "plant": {"seed": 3},
+        "actions": [
+            {"at_min": 5, "bolus": 1.0},
+            {"at_min": 5.05, "power_loss": {"off_min": 5}},
+            {"at_min": 20, "set_time": "08:30"},
+            {"at_min": 30, "power_loss": {"off_min": 1, "random": True, "keep_clock": True}},
+        ],
+    }
+    result = runner.run(runner.Scenario(data, "cuts"))
+    summary = result.summary()
+    cuts = summary["power_cuts"]
+    assert [c["random"] for c in cuts] == [False, True]
+    assert cuts[0]["t_ms"] == 5 * rd.MIN_MS + 3_000 and cuts[0]["off_ms"] == 5 * rd.MIN_MS
+    assert summary["events"]["bolus_interrupted"] == 1
+    assert summary["events"]["resumed"] == 1  # basal back once the time was set
+    with pytest.raises(runner.ScenarioError, match="off_min"):
+        runner.Scenario({"actions": [{"at_min": 1, "power_loss": {"off": 5}}]})

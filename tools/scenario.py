@@ -11,6 +11,7 @@ import argparse
 import csv
 import json
 import os
+import random
 import sys
 import time
 import tomllib
@@ -19,6 +20,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from pumpsim import SimPump  # puts firmware/ and the fakes on sys.path
 
+from fakes.flashfs import FlashFS
 from fakes.plant import PlantParams
 
 from pump.core import bolus as bolus_mod
@@ -212,6 +214,7 @@ class Scenario:
             "press",
             "hold",
             "screenshot",
+            "power_loss",
         )
         _table(raw, key, ("at_min", "at_h") + kinds)
         if ("at_min" in raw) == ("at_h" in raw):
@@ -266,6 +269,15 @@ class Scenario:
             return at_ms, kind, lambda app: app.set_time_of_day(ms_of_day)
         if kind in ("press", "hold", "screenshot"):
             return at_ms, kind, _person_action(kind, value, k)
+        if kind == "power_loss":
+            _table(value, k, ("off_min", "random", "keep_clock"), ("off_min",))
+            off_ms = round(_number(value["off_min"], k + ".off_min", 0, 7 * 24 * 60) * MIN_MS)
+            for flag in ("random", "keep_clock"):
+                if not isinstance(value.get(flag, False), bool):
+                    raise ScenarioError("%s.%s: expected true or false" % (k, flag))
+            return at_ms, kind, _PowerLoss(
+                off_ms, value.get("random", False), value.get("keep_clock", False)
+            )
         if kind == "partial_occlusion":
             _table(value, k, ("percent",), ("percent",))
             pct = _number(value["percent"], k + ".percent", 1, 99)
@@ -384,6 +396,28 @@ def _calculator_settings(raw, s):
         s.dia_ms = dia_ms
 
 
+class _PowerLoss:
+    """A power cut: at the action's instant, or (random) at a random instant or flash write
+    soon after it, drawn from the plant seed; the pump boots again after ``off_ms``."""
+
+    def __init__(self, off_ms, at_random, keep_clock):
+        self.off_ms = off_ms
+        self.at_random = at_random
+        self.keep_clock = keep_clock
+
+    def cut(self, sim, rng):
+        sim.clock_backup = self.keep_clock
+        if not self.at_random:
+            record = sim.power_loss(self.off_ms)
+        elif rng.random() < 0.5:
+            sim.run_until(sim.now_ms() + rng.randrange(60_000))
+            record = sim.power_loss(self.off_ms)
+        else:
+            record = sim.power_loss(self.off_ms, sim.flash.ops + rng.randint(1, 8))
+        record["random"] = self.at_random
+        return record
+
+
 def load(path):
     """Read and validate a scenario file; ScenarioError names the key at fault."""
     try:
@@ -439,6 +473,16 @@ class Result:
                 "line": sim.plant.line_state(),
             },
             "events": counts,
+            "power_cuts": [
+                {
+                    "t_ms": cut["t_ms"],
+                    "flash_op": cut["op"],
+                    "off_ms": cut["off_ms"],
+                    "random": cut.get("random", False),
+                    "motor_steps": cut["motor_steps"],
+                }
+                for cut in sim.cuts
+            ],
             "screens": list(self.screens),
             "screenshots": [name + ".png" for name, _pixels in self.screenshots],
             "wall_s": round(self.wall_s, 3),
@@ -473,12 +517,15 @@ class Result:
 def run(scenario, progress=None):
     """Run a validated scenario; returns a Result. ``progress(t_ms, total_ms)`` is optional."""
     started = time.perf_counter()
+    cuts = [(at, a) for at, _k, a in scenario.actions if isinstance(a, _PowerLoss)]
+    cuts.sort(key=lambda cut: cut[0])
     sim = SimPump(
         board=scenario.board,
         settings=scenario.settings,
         start_ms_of_day=scenario.start_ms_of_day,
         plant_params=getattr(PlantParams, scenario.plant_preset)(),
         seed=scenario.plant_seed,
+        flash=FlashFS() if cuts else None,  # a pump that is cut keeps its state on flash
     )
     screenshots = []  # (name, pixels)
     screens = _watch_screens(sim)
@@ -489,13 +536,20 @@ def run(scenario, progress=None):
             _schedule_keys(sim, at_ms, action)
         elif isinstance(action, _Screenshot):
             _schedule_screenshot(sim, at_ms, action.name, screenshots)
-        else:
+        elif not isinstance(action, _PowerLoss):
             sim.at(at_ms, action)
+    rng = random.Random(scenario.plant_seed)
     step = HOUR_MS
     t = 0
     while t < scenario.duration_ms:
         t = min(t + step, scenario.duration_ms)
-        sim.run_until(t)
+        while cuts and cuts[0][0] <= t:
+            at_ms, cut = cuts.pop(0)
+            if sim.now_ms() < at_ms:
+                sim.run_until(at_ms)
+            cut.cut(sim, rng)
+        if sim.now_ms() < t:
+            sim.run_until(t)
         if progress is not None:
             progress(t, scenario.duration_ms)
     sim.settle()  # a train started before the end is recorded when it finishes
