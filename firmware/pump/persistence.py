@@ -12,6 +12,11 @@ turns what it found into a recovery plan at ``start`` (``pump.core.state``), and
 Main loop only: everything here allocates.
 """
 
+try:
+    from typing import Any  # noqa: F401  (type comments)
+except ImportError:  # MicroPython: type comments only
+    pass
+
 from pump.core import alarms as al
 from pump.core import events as ev
 from pump.core import state as st
@@ -61,7 +66,7 @@ class Persistence:
         self.rtc = board.rtc
         self.mech = board.mechanics
         self.policy = policy or default_policy()
-        self.app = None
+        self.app = None  # type: Any  # the App, from recover() on
         self.settings_loaded, self.checkpoint_loaded = storage.boot()
         self.values = {}  # the settings sections as loaded (unknown ones are written back)
         loaded = self.settings_loaded
