@@ -3,6 +3,8 @@
 from support import raises
 
 from pump.core import records
+from pump.core.calculator import CalculatorSettings
+from pump.core.iob import ULTRA_RAPID
 from pump.core.records import (
     LOG_RECORD_SIZE,
     NO_VALUE,
@@ -96,6 +98,40 @@ def test_a_value_out_of_range_is_refused_even_with_a_good_crc():
     fields["profiles"] = [["Bad", [[0, 90_000]]]]
     data = records.encode_json_record(records.SETTINGS_MAGIC, 1, {"therapy": fields})
     assert "therapy" in str(raises(CorruptRecord, fmt.decode, data))
+
+
+def test_settings_round_trip_keeps_the_calculator_bg_unit_and_insulin_action():
+    s = _settings()
+    s.calculator = CalculatorSettings(
+        [(0, 100), (22, 120)], [(0, 50), (44, 40)], [(0, 100, 120), (14, 90, 110)]
+    )
+    s.bg_mmol = True
+    s.insulin = ULTRA_RAPID
+    s.dia_ms = 5 * 3_600_000
+    fmt = settings_format()
+    values, unknown = fmt.decode(fmt.encode({"therapy": s}))
+    back = values["therapy"]
+    assert unknown == []
+    assert back.calculator.icr == [(0, 100), (22, 120)]
+    assert back.calculator.isf == [(0, 50), (44, 40)]
+    assert back.calculator.targets == [(0, 100, 120), (14, 90, 110)]
+    assert (back.bg_mmol, back.insulin, back.dia_ms) == (True, ULTRA_RAPID, 5 * 3_600_000)
+
+
+def test_a_calculator_or_insulin_action_out_of_range_is_refused_even_with_a_good_crc():
+    fmt = settings_format()
+    for key, value, reason in (
+        ("calculator", {"icr": [[0, 0]], "isf": [[0, 50]], "targets": [[0, 100, 120]]}, "ICR"),
+        ("calculator", {"icr": [[0, 100]]}, "calculator"),
+        ("calculator", 7, "calculator"),
+        ("bg_mmol", 1, "bg_mmol"),
+        ("insulin", "regular", "insulin type"),
+        ("dia_ms", 4 * 3_600_000, "at least 5 h"),
+    ):
+        d = records.encode_therapy(Settings())
+        d[key] = value
+        data = records.encode_json_record(records.SETTINGS_MAGIC, 1, {"therapy": d})
+        assert reason in str(raises(CorruptRecord, fmt.decode, data))
 
 
 def test_unknown_keys_from_newer_firmware_are_reported_and_kept():

@@ -22,7 +22,9 @@ except ImportError:  # a port built without binascii: the bitwise fallback below
     _NATIVE_CRC = False
 
 from pump.core import bolus as bolus_mod
+from pump.core.calculator import CalculatorSettings
 from pump.core.errors import Refused
+from pump.core.iob import check_curve
 from pump.core.schedule import MAX_PROFILES, BasalProfile
 from pump.core.therapy import Settings
 
@@ -186,6 +188,8 @@ class SettingsFormat:
 # Safety settings kept in Settings and checked by the modules that use them: stored
 # as non-negative integers; the owning module validates its own range when applied.
 _SAFETY_KEYS = ("max_hour_mu", "max_day_mu", "low_reservoir_mu", "auto_off_h")
+# The bolus calculator and insulin action; absent in a file from before they existed.
+_CALCULATOR_KEYS = ("calculator", "bg_mmol", "insulin", "dia_ms")
 _THERAPY_KEYS = (
     "max_bolus_mu",
     "max_basal_mu_per_h",
@@ -193,7 +197,7 @@ _THERAPY_KEYS = (
     "bolus_speed_mu_per_min",
     "profiles",
     "active_profile",
-) + _SAFETY_KEYS
+) + _SAFETY_KEYS + _CALCULATOR_KEYS
 
 
 def encode_therapy(settings):
@@ -209,7 +213,43 @@ def encode_therapy(settings):
     for key in _SAFETY_KEYS:
         if hasattr(settings, key):
             out[key] = getattr(settings, key)
+    calc = settings.calculator
+    out["calculator"] = None if calc is None else {
+        "icr": [list(seg) for seg in calc.icr],
+        "isf": [list(seg) for seg in calc.isf],
+        "targets": [list(seg) for seg in calc.targets],
+    }
+    out["bg_mmol"] = settings.bg_mmol
+    out["insulin"] = settings.insulin
+    out["dia_ms"] = settings.dia_ms
     return out
+
+
+def _decode_calculator(d, s):
+    """The calculator and insulin action, checked as their commands check them."""
+    calc = d.get("calculator")
+    if calc is not None:
+        try:
+            s.calculator = CalculatorSettings(
+                [tuple(seg) for seg in calc["icr"]],
+                [tuple(seg) for seg in calc["isf"]],
+                [tuple(seg) for seg in calc["targets"]],
+            )
+        except (Refused, KeyError, TypeError, ValueError) as err:
+            raise CorruptRecord("calculator: %s" % err)
+    if "bg_mmol" in d:
+        if d["bg_mmol"] is not True and d["bg_mmol"] is not False:
+            raise CorruptRecord("bg_mmol not a boolean")
+        s.bg_mmol = d["bg_mmol"]
+    if "insulin" in d or "dia_ms" in d:
+        insulin = d.get("insulin", s.insulin)
+        dia_ms = d.get("dia_ms", s.dia_ms)
+        try:
+            check_curve(insulin, dia_ms)
+        except (Refused, KeyError, TypeError) as err:
+            raise CorruptRecord("insulin action: %s" % err)
+        s.insulin = insulin
+        s.dia_ms = dia_ms
 
 
 def _int_in(d, key, low, high):
@@ -243,6 +283,7 @@ def decode_therapy(d, unknown):
     for key in _SAFETY_KEYS:
         if key in d:  # absent in a file from before the key existed: the factory value
             setattr(s, key, _int_in(d, key, 0, 0x3FFFFFFF))
+    _decode_calculator(d, s)
     for key in d:
         if key not in _THERAPY_KEYS:
             unknown.append(key)
