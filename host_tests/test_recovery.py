@@ -348,3 +348,25 @@ def test_scenario_power_loss_cuts_restores_and_reports_the_cuts():
     assert summary["events"]["resumed"] == 1  # basal back once the time was set
     with pytest.raises(runner.ScenarioError, match="off_min"):
         runner.Scenario({"actions": [{"at_min": 1, "power_loss": {"off": 5}}]})
+
+
+def test_the_history_screen_shows_events_from_before_a_power_cut_read_from_flash():
+    sim = SimPump(flash=FlashFS(), start_ms_of_day=8 * 3_600_000)
+    sim.clock_backup = True
+    sim.settle()
+    sim.app.bolus(bolus_mod.NORMAL, 1000)
+    sim.run_until(sim.now_ms() + 120_000)
+    sim.power_loss(5 * 60_000)
+    sim.settle()
+    sim.press("OK")  # the menu
+    for _ in range(6):
+        sim.press("DOWN")  # 'History'
+    sim.press("OK")
+    assert sim.app.ui.screen_name() == "history", sim.screen_text()
+    shown = sim.screen_text()
+    assert "08:07 Off 6 min" in shown, shown  # since the last checkpoint before the cut
+    assert "08:07 Start" in shown, shown  # the boot after 5 min off
+    for _ in range(7):
+        sim.press("DOWN")
+    shown = sim.screen_text()
+    assert "08:00 Done 0.9" in shown, shown  # the bolus, from before the cut

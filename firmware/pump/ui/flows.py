@@ -683,14 +683,23 @@ def reservoir_change(ui):
 
 
 def event_line(therapy, event):
-    """One short line for an event: time of day and what happened."""
-    _seq, t_ms, etype, f = event
+    """One short line for an event: time of day and what happened.
+
+    ``event``: (seq, t_ms, wall_s, type, fields) as ``App.history`` gives it; the wall
+    clock (seconds) when the record has it, since t_ms of an event from before the last
+    reset counts from another boot.
+    """
+    _seq, t_ms, wall_s, etype, f = event
     what = _EVENT_TEXT.get(etype)
     if what is None:
         what = etype.replace("_", " ")
     elif callable(what):
         what = what(f)
-    return text.hhmm(therapy.ms_of_day(t_ms)) + " " + what
+    if wall_s is None:
+        ms_of_day = therapy.ms_of_day(t_ms)
+    else:
+        ms_of_day = (wall_s % 86_400) * 1000
+    return text.hhmm(ms_of_day) + " " + what
 
 
 def _mu(f, key):
@@ -722,16 +731,20 @@ _EVENT_TEXT = {
     "reservoir_rewound": "Rewound",
     "reservoir_loaded": lambda f: "Load %d U" % (f.get("volume_mu", 0) // 1000),
     "primed": lambda f: "Fill " + str(f.get("part", "")),
+    "reset": "Reset",
+    "reset_cause": lambda f: "Cause " + str(f.get("cause", "")),
+    "self_test": lambda f: "Self-test " + ("ok" if f.get("passed") else "FAIL"),
+    "no_delivery": lambda f: "Off %d min" % (f.get("seconds", 0) // 60),
+    "delivery_uncertain": lambda f: "Unsure " + _mu(f, "mu"),
 }
 
 
 def history(ui):
     app = ui.app
-    events = app.events.recent(HISTORY_LINES)
+    events = app.history(HISTORY_LINES)  # newest first, from flash when the pump has it
     lines = []
     details = []
-    for i in range(len(events) - 1, -1, -1):  # newest first
-        event = events[i]
+    for event in events:
         lines.append(event_line(app.therapy, event)[: text.COLUMNS - 1])
         details.append(event)
     if not lines:
@@ -742,8 +755,8 @@ def history(ui):
         event = details[menu.selected]
         if event is None:
             return
-        fields = event[3]
-        parts = [event[2]]
+        fields = event[4]
+        parts = [event[3]]
         for key in sorted(fields):
             parts.append("%s=%s" % (key, fields[key]))
         ui.push(Message(event_line(app.therapy, event)[:text.COLUMNS], " ".join(parts),
