@@ -2,39 +2,60 @@
 
 Pure logic. The app hands in the force on the plunger (mN) with the pusher's position
 in motor steps, at rest before each pulse train and after it. The force is the line
-pressure times the plunger area plus the stopper's friction. Friction changes with
-the position along the barrel and saws up and down as the stopper sticks and slips,
-but it has a floor: each time the stopper slips, the force falls back to the sliding
-friction plus the line pressure. In an open line that floor follows the barrel; in a
-blocked line the pressure under it climbs with every step pushed (step volume over
-the line's compliance). So the detector compares the floor of the force over the
-newer half of a window of travel with the floor over the older half. Judging per
-volume, not per time, makes one rule work at 0.05 U/h and during a quick bolus.
+pressure times the plunger area plus the stopper's friction. A blocked line adds the
+same force with every step pushed (step volume over the line's compliance); the
+friction does two other things, and the detector has one test for each:
 
-A force above ``ceiling_mn`` (no friction is that high) is an occlusion at once, and
-a floor that falls by ``drop_mn`` during a bolus is a disconnected or leaking line.
+- While the stopper slips on every step (a bolus, a smooth syringe) the friction is the
+  sliding friction of the place on the barrel, which wanders slowly. The floor of the
+  force over the newer half of a window of travel is compared with the older half's:
+  a rise of ``rise_mn`` is a blocked line (the level test).
+- While the stopper sticks between slips (slow basal on a sticky syringe) its rim
+  shears and the force climbs by a fixed amount per step, much faster than a blocked
+  line's pressure; then it slips back by up to a newton. Within the stretches between
+  slips the climb per step is the rim's stiffness (plus the pressure's rise, if
+  blocked), so the slope over the newer half is compared with the slope over the
+  older half, each fitted within its stretches apart: a steeper climb by ``bend_mn``
+  over the newer half is a blocked line (the bend test). Slips only split stretches.
+
+Judging per volume, not per time, makes one rule work at 0.05 U/h and during a bolus.
+A force above ``ceiling_mn`` (no friction is that high) is an occlusion at once, and a
+floor that falls by ``drop_mn`` during a bolus is a disconnected or leaking line.
 """
 
 OCCLUDED = "occlusion"
 DISCONNECTED = "disconnected"
 
+# A fall of the force between neighbouring positions larger than this is a slip of the
+# stopper: the slope fits start a new stretch there. Far above the load cell's noise.
+SLIP_MN = 40
+# After a slip the rubber's viscous part relaxes away for some tens of seconds: the force
+# sags before the rim takes up the climb again. The fits skip the samples of this much
+# travel and time after a slip.
+SETTLE_STEPS = 3
+SETTLE_MS = 15_000
 
 
 class OcclusionDetector:
-    """Floor of the force over a window of travel, older half against newer half.
+    """Floor and slope of the force over a window of travel, older half against newer.
 
     ``window_steps``: travel compared (steps); ``rise_mn``: floor rise that means a
     blocked line; ``ceiling_mn``: force that is an occlusion whatever came before;
-    ``drop_mn``: floor fall during a bolus that means the line came off (0: off).
+    ``drop_mn``: floor fall during a bolus that means the line came off (0: off);
+    ``bend_mn``: rise over the newer half beyond the older half's slope that means a
+    blocked line (0: off); ``bend_bolus_mn``: the same during a bolus (0: off).
     """
 
-    def __init__(self, window_steps, rise_mn, ceiling_mn, drop_mn=0):
+    def __init__(self, window_steps, rise_mn, ceiling_mn, drop_mn=0, bend_mn=0,
+                 bend_bolus_mn=0):
         if window_steps < 4 or rise_mn <= 0 or ceiling_mn <= rise_mn:
             raise ValueError("occlusion detector: bad window or thresholds")
         self.window_steps = window_steps
         self.rise_mn = rise_mn
         self.ceiling_mn = ceiling_mn
         self.drop_mn = drop_mn
+        self.bend_mn = bend_mn
+        self.bend_bolus_mn = bend_bolus_mn
         self._max_samples = window_steps + 2  # one per position at most
         self._bolus = False
         self._start = 0
@@ -44,21 +65,31 @@ class OcclusionDetector:
         self.warmup_steps = 2 * window_steps
         self._positions = []
         self._forces = []
+        self._stretches = []  # where the stretch between slips of each sample began (steps)
+        self._stretch = 0
+        self._stretch_ms = None  # type: int | None  # when the current stretch began
         self.floor_old_mn = None  # the two floors of the last judgement (for the record)
         self.floor_new_mn = None
         self.floor_old_at = None  # position of the older floor (steps)
+        self.bend_now_mn = None  # the bend of the last judgement (mN over the newer half)
+        self._relief_at = None
 
     def reset(self):
         """Forget the history (after a back-off, a resume or a reservoir change)."""
         self._positions = []
         self._forces = []
+        self._stretches = []
         self.floor_old_mn = None
         self.floor_new_mn = None
         self.floor_old_at = None
+        self.bend_now_mn = None
+        self._relief_at = None
 
-    def observe(self, position_steps, force_mn, bolus=False):
-        """Take one sample; returns OCCLUDED, DISCONNECTED or None."""
+    def observe(self, position_steps, force_mn, bolus=False, now_ms=None):
+        """Take one sample; returns OCCLUDED, DISCONNECTED or None. ``now_ms`` (optional)
+        lets the slope fits wait for the rubber to settle after a slip."""
         if force_mn >= self.ceiling_mn:
+            self._relief_at = self.floor_old_at
             return OCCLUDED
         if bolus != self._bolus:
             # Flow starts or stops: the line pressure steps to a new level. Compare like
@@ -67,26 +98,94 @@ class OcclusionDetector:
             self._bolus = bolus
         positions = self._positions
         forces = self._forces
+        stretches = self._stretches
         if positions and positions[-1] == position_steps:
-            # Only the floor matters: keep the lowest force seen at each position.
+            # One sample per position, its lowest force: at rest, once the rubber has
+            # relaxed, and the floor is what the level test wants.
             if force_mn < forces[-1]:
                 forces[-1] = force_mn
         else:
             if not positions:
                 self._start = position_steps
+                self._stretch = position_steps - SETTLE_STEPS
+                self._stretch_ms = None
+            elif force_mn < forces[-1] - SLIP_MN:
+                self._stretch = position_steps
+                self._stretch_ms = now_ms
+            settled = position_steps - self._stretch >= SETTLE_STEPS and (
+                now_ms is None or self._stretch_ms is None
+                or now_ms - self._stretch_ms >= SETTLE_MS)
             positions.append(position_steps)
             forces.append(force_mn)
+            stretches.append(self._stretch if settled else -1)
         oldest_needed = position_steps - self.window_steps
         # Keep one sample at or before the window's start, so the older half is full.
         while len(positions) > 2 and positions[1] <= oldest_needed:
             positions.pop(0)
             forces.pop(0)
+            stretches.pop(0)
         if len(positions) > self._max_samples:
             positions.pop(0)
             forces.pop(0)
+            stretches.pop(0)
         if positions[0] > oldest_needed or position_steps - self._start < self.warmup_steps:
             return None  # not yet a whole window of travel since the stopper took the load
         middle = position_steps - self.window_steps // 2
+        floors = self._judge_floors(middle)
+        if floors is None:
+            return None
+        floor_old, floor_new = floors
+        bend_limit = self.bend_bolus_mn if bolus else self.bend_mn
+        if not bend_limit:
+            # The floor test alone, as the floors are.
+            if floor_new - floor_old >= self.rise_mn:
+                self._relief_at = self.floor_old_at
+                return OCCLUDED
+            if bolus and self.drop_mn and floor_old - floor_new >= self.drop_mn:
+                return DISCONNECTED
+            return None
+        half = position_steps - middle
+        split = 0
+        while split < len(positions) and positions[split] <= middle:
+            split += 1
+        old_xy, old_xx = self._fit(0, split)
+        # Floors right after slips are the sliding friction plus the line's pressure: if
+        # the stopper slipped in both halves, compare them as they are. Otherwise a
+        # sticking stopper lifts the newer floor by its climb: expect that much more, and
+        # without enough settled samples for the older slope, do not judge the floors.
+        climb = 0
+        if not self._slipped_in_both(split):
+            if old_xx * 384 < half * half * half:
+                return None
+            if old_xy > 0:
+                climb = old_xy * half // old_xx
+        if floor_new - floor_old >= self.rise_mn + climb:
+            self._relief_at = self.floor_old_at
+            return OCCLUDED
+        bend = self._bend(old_xy, old_xx, split, half)
+        self.bend_now_mn = bend
+        if bend is not None and bend >= bend_limit:
+            # The climb steepened about a half window ago: back off to there.
+            self._relief_at = middle - half // 2
+            return OCCLUDED
+        if bolus and self.drop_mn and floor_old - floor_new >= self.drop_mn:
+            return DISCONNECTED
+        return None
+
+    def _slipped_in_both(self, split):
+        forces = self._forces
+        older = newer = False
+        for i in range(1, len(forces)):
+            if forces[i] < forces[i - 1] - SLIP_MN:
+                if i < split:
+                    older = True
+                else:
+                    newer = True
+        return older and newer
+
+    def _judge_floors(self, middle):
+        positions = self._positions
+        forces = self._forces
         floor_old = None
         floor_new = None
         floor_old_at = None
@@ -103,13 +202,54 @@ class OcclusionDetector:
         self.floor_old_mn = floor_old
         self.floor_new_mn = floor_new
         self.floor_old_at = floor_old_at
-        if floor_new - floor_old >= self.rise_mn:
-            return OCCLUDED
-        if bolus and self.drop_mn and floor_old - floor_new >= self.drop_mn:
-            return DISCONNECTED
-        return None
+        return floor_old, floor_new
+
+    def _bend(self, old_xy, old_xx, split, half_steps):
+        """How much more the force climbed over the newer half than the older half's slope
+        (mN over ``half_steps``), each slope fitted within its stretches; None if a half
+        holds too few samples for a slope."""
+        new_xy, new_xx = self._fit(split, len(self._positions))
+        # A slope from a few samples close together is noise: each half must hold at
+        # least a quarter of the spread of a whole half of single steps (h^3 / 12).
+        least = half_steps * half_steps * half_steps // 48
+        if old_xx < least or new_xx < least or old_xx <= 0 or new_xx <= 0:
+            return None
+        return (new_xy * old_xx - old_xy * new_xx) * half_steps // (new_xx * old_xx)
+
+    def _fit(self, first, end):
+        """Least-squares sums (Sxy, Sxx) of samples first..end-1, pooled over stretches."""
+        positions = self._positions
+        forces = self._forces
+        stretches = self._stretches
+        base_x = positions[0]
+        base_f = forces[0]
+        sxy = sxx = 0
+        n = sx = sy = sxx_raw = sxy_raw = 0
+        current = None
+        for i in range(first, end + 1):
+            s = stretches[i] if i < end else None
+            if s != current:
+                if n > 1:  # close the stretch: its sums about its own means
+                    sxx += sxx_raw - sx * sx // n
+                    sxy += sxy_raw - sx * sy // n
+                n = sx = sy = sxx_raw = sxy_raw = 0
+                current = s
+            if s is None:
+                break
+            if s < 0:
+                continue  # the rubber was still settling after a slip
+            x = positions[i] - base_x
+            y = forces[i] - base_f
+            n += 1
+            sx += x
+            sy += y
+            sxx_raw += x * x
+            sxy_raw += x * y
+        return sxy, sxx
 
     def relief_from_steps(self):
-        """Where the force was last at its floor (steps): the line was open up to there, so
-        backing off to it returns everything pushed since. None before a judgement."""
+        """Where the line was last open (steps): backing off to it returns everything pushed
+        into the blocked line since. None before an occlusion was judged."""
+        if self._relief_at is not None:
+            return self._relief_at
         return self.floor_old_at
