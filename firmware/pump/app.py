@@ -320,6 +320,7 @@ class App:
         now = self.now_ms()
         self._collect_train(now)
         self._pump_basal(now)
+        self.therapy.close_hour(now)
         self.health.report("basal", now)
         self._check_safety(now)
         self._service_battery(now)

@@ -61,6 +61,7 @@ class CoreLoop:
                 break
             kind, part, steps, _rate = train
             therapy.train_done(kind, part, steps, self.now)
+        therapy.close_hour(self.now)  # as the app does on every pass
 
     def run_to(self, t_ms):
         therapy = self.therapy

@@ -29,6 +29,19 @@ def test_flat_basal_for_a_day_is_exact():
     assert loop.steps(BASAL) == exact_steps(800 * 24 * HOUR, loop)
 
 
+def test_the_basal_given_in_each_clock_hour_is_logged_when_the_hour_ends():
+    loop = CoreLoop(settings=settings(), ms_of_day=5 * HOUR + 30 * MIN)  # boot at 05:30
+    loop.run_to(2 * HOUR + 40 * MIN)  # to 08:10
+    hours = [(e[3]["hour"], e[3]["steps"], e[3]["mu"]) for e in loop.of_type(ev.BASAL_HOUR)]
+    assert [h[0] for h in hours] == [5, 6, 7]
+    # Every step given is in exactly one hour's record, the current hour's still open.
+    assert sum(h[1] for h in hours) + loop.therapy._hour_steps == loop.steps(BASAL)
+    # 06:00-07:00 is 30 to 90 min after boot: that hour's steps, to the step on the boundary.
+    ideal = exact_steps(800 * 90 * MIN, loop) - exact_steps(800 * 30 * MIN, loop)
+    assert abs(hours[1][1] - ideal) <= 1
+    assert [h[2] for h in hours] == [loop.mech.mu_for_steps(h[1]) for h in hours]
+
+
 def test_profile_switches_at_segment_boundaries_by_wall_clock():
     loop = CoreLoop(settings=settings(), ms_of_day=5 * HOUR)  # boot at 05:00
     assert loop.command("save_profile", 1, "Work", [(0, 800), (13, 1250)]) is None

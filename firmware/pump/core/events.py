@@ -3,6 +3,7 @@
 # Event types. Figures are integers: milliunits (mu), steps, milliseconds, mU/h.
 BOOT = "boot"
 DELIVERY = "delivery"  # one pulse train: kind, steps, mu
+BASAL_HOUR = "basal_hour"  # basal given in a clock hour: hour (0-23), steps, mu
 BASAL_RATE = "basal_rate"
 PROFILE_SELECTED = "profile_selected"
 PROFILE_SAVED = "profile_saved"

@@ -415,6 +415,7 @@ EVENT_TABLE = (
     (32, "battery", ("$state", "mv")),
     (33, "display_lost", ()),
     (34, "display_back", ()),
+    (35, "basal_hour", ("hour", "steps", "mu")),
 )
 
 _BY_TYPE = {}

@@ -81,6 +81,10 @@ class Therapy:
         self._changes_seen = 0
         self._change_at = now_ms
         self._missed_acc = 0  # mU/h x ms of basal not given while suspended
+        # Basal given in the current clock hour, logged when the hour ends (one record an
+        # hour keeps what was delivered on flash without a write per pulse train).
+        self._hour = None
+        self._hour_steps = 0
         self._missed_from = 0
         self._missed_rate = 0
         # Train speeds, worked out once (the arithmetic needs big ints on the Pico).
@@ -212,6 +216,7 @@ class Therapy:
         """Record a pulse train the motor emitted (possibly cut short: ``steps`` emitted)."""
         if kind == BASAL:
             self.basal_pending -= steps
+            self._hour_steps += steps
             mu = self.basal.add(steps)
         else:
             mu = self.bolus_delivered.add(steps)
@@ -235,6 +240,21 @@ class Therapy:
                 steps=bolus.delivered_steps,
                 delivered_mu=self.mech.mu_for_steps(bolus.delivered_steps),
             )
+
+    def close_hour(self, now_ms):
+        """At the first call in a new clock hour, log the basal steps given in the last one
+        (event basal_hour: the hour 0-23, steps, mU). Called on every main-loop pass."""
+        hour = self.ms_of_day(now_ms) // MS_PER_H
+        if hour == self._hour:
+            return
+        if self._hour is not None and self._hour_steps:
+            steps = self._hour_steps
+            self.events.emit(
+                now_ms, ev.BASAL_HOUR, hour=self._hour, steps=steps,
+                mu=self.mech.mu_for_steps(steps),
+            )
+        self._hour = hour
+        self._hour_steps = 0
 
     # ----- commands -----------------------------------------------------------------------
 

@@ -731,6 +731,7 @@ _EVENT_TEXT = {
     "reservoir_rewound": "Rewound",
     "reservoir_loaded": lambda f: "Load %d U" % (f.get("volume_mu", 0) // 1000),
     "primed": lambda f: "Fill " + str(f.get("part", "")),
+    "basal_hour": lambda f: "Basal " + _mu(f, "mu"),
     "reset": "Reset",
     "reset_cause": lambda f: "Cause " + str(f.get("cause", "")),
     "self_test": lambda f: "Self-test " + ("ok" if f.get("passed") else "FAIL"),
