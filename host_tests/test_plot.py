@@ -161,3 +161,24 @@ def test_missing_or_malformed_input_exits_2_and_says_why(tmp_path, capsys, setup
     assert plot.main([folder, "--to", str(tmp_path / "png")]) == 2
     assert message in capsys.readouterr().err
     assert not os.path.exists(tmp_path / "png")
+
+
+def test_a_history_from_the_pump_log_gives_basal_by_the_hour_and_boluses(tmp_path):
+    # The pump logs no record per pulse train: basal comes from its hourly records.
+    from pump.core import bolus as bolus_mod
+    from pumpsim import SimPump
+
+    sim = SimPump(start_ms_of_day=0, event_capacity=400)
+    sim.at(90 * 60_000, lambda app: app.bolus(bolus_mod.NORMAL, 2000))
+    sim.run_until(3 * 3_600_000 + 60_000)
+    path = tmp_path / "history.jsonl"
+    with open(path, "w") as f:
+        for seq, t_ms, _wall_s, etype, fields in reversed(sim.app.history(400)):
+            f.write(json.dumps(dict(fields, seq=seq, t_ms=t_ms, type=etype)) + "\n")
+    run = plot.load(str(path))
+    by_hour = plot.per_hour(run.deliveries, 4)
+    given = plot.per_hour(sim.deliveries, 4)
+    # The three whole hours, each to its rounding (one record vs one per train).
+    assert by_hour["basal"][:3] == pytest.approx(given["basal"][:3], abs=0.0015)
+    assert sum(by_hour["bolus"]) == pytest.approx(sum(given["bolus"]))
+    assert sum(by_hour["bolus"]) == pytest.approx(2.0, abs=0.002)

@@ -107,6 +107,25 @@ def _deliveries_from_rows(rows, path):
     return out
 
 
+# What the pump's own event log says was delivered, when it has no per-train records:
+# basal one record per clock hour (placed at the middle of that hour), boluses when they end.
+_BOLUS_ENDS = ("bolus_finished", "bolus_cancelled", "bolus_interrupted")
+
+
+def _deliveries_from_log(events, path):
+    out = []
+    for i, e in enumerate(events):
+        where = "%s record %d" % (path, i + 1)
+        if e["type"] == "basal_hour":
+            t_ms = e["t_ms"] - HOUR_MS // 2  # logged at the start of the next hour
+            out.append((max(t_ms, 0), "basal", _int_field(e, "steps", where),
+                        _int_field(e, "mu", where)))
+        elif e["type"] in _BOLUS_ENDS and e.get("delivered_mu") not in (None, "", 0, "0"):
+            steps = _int_field(e, "steps", where) if e.get("steps") not in (None, "") else 0
+            out.append((e["t_ms"], "bolus", steps, _int_field(e, "delivered_mu", where)))
+    return out
+
+
 def _event(record, where):
     if not isinstance(record, dict) or "type" not in record:
         raise PlotError("%s: an event is an object with t_ms and type" % where)
@@ -220,6 +239,8 @@ def load_history(path):
             deliveries.extend(_deliveries_from_rows([e], "%s record %d" % (path, i + 1)))
         else:
             others.append(e)
+    if not deliveries:
+        deliveries = _deliveries_from_log(others, path)
     deliveries.sort()
     return Run(os.path.splitext(os.path.basename(path))[0], deliveries, others)
 
