@@ -22,7 +22,8 @@ def main():
     try:
         # Settings, therapy checkpoint and event log on the littlefs partition.
         storage = Storage(OsFs(os, open, "/"))
-        App(hardware, time, storage=storage).run()
+        # The self-test checks the image against the manifest.json `make flash` wrote.
+        App(hardware, time, storage=storage, firmware_root="/").run()
     except Exception as exc:
         if not locked:
             raise  # development mode: the traceback, then the REPL

@@ -309,6 +309,6 @@ def test_main_py_locks_the_console_with_the_board_keys_before_the_app_starts():
     with open(os.path.join(ROOT, "firmware", "main.py")) as f:
         source = f.read()
     lock = source.index("lock_console(hardware.buttons, micropython, time)")
-    assert lock < source.index("App(hardware, time).run()")
+    assert lock < source.index('App(hardware, time, storage=storage, firmware_root="/").run()')
     assert "machine.reset()" in source  # locked mode never falls through to the REPL
     assert sys.modules["micropython"] is micropython
