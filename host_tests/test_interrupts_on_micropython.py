@@ -13,39 +13,24 @@ PUMP = """
 import irq
 import machine
 import micropython
-import rp2
-import vclock
+from guest_pump import fresh_clock, run_for, without
 
-vclock.reset()
-irq.reset()
-machine.reset_fakes()
-rp2.reset_fakes()
+clock = fresh_clock()
 
 import pico_default
 from pump.app import App
 from pump.core.schedule import TEMP_ABSOLUTE
 from pump.core.therapy import Settings
 
-clock = vclock.current()
 board = pico_default.build()
 settings = Settings()
 settings.max_basal_mu_per_h = 15_000
 # This run drives the motor and timers only: no display, battery, watchdog or load cell
 # devices are attached in the guest (they have their own tests).
-for name in ("display", "battery", "battery_monitor", "watchdog",
-             "force_sensor", "pressure", "occlusion"):
-    if getattr(board, name, None) is not None:
-        setattr(board, name, None)
+without(board, ("display", "battery", "battery_monitor", "watchdog",
+                "force_sensor", "pressure", "occlusion"))
 app = App(board, clock, settings=settings, ms_of_day=0)
 app.start()
-
-
-def run_for(ms):
-    end = clock.now_ns + ms * 1_000_000
-    clock.call_at(end, lambda: app.post(lambda a: None))
-    while clock.now_ns < end:
-        app.service()
-        app.sleep()
 
 
 def locked(fn, arg):
@@ -73,7 +58,7 @@ def test_basal_timer_and_pio_handlers_never_allocate_during_delivery():
         """
 print("refused=%r" % app.temp_basal(TEMP_ABSOLUTE, 5000, 30 * 60_000))
 machine.Pin.lookup(pico_default.PINS["step"]).record = False  # keep the 1 MB guest heap free
-run_for(3 * 60_000)  # about 3.7 KB of guest heap per step, GC-free
+run_for(app, clock, 3 * 60_000)  # about 3.7 KB of guest heap per step, GC-free
 print("faults=%r" % (irq.allocation_faults,))
 print("basal_steps=%d" % app.therapy.basal.steps)
 print("hard_calls=%d" % board.basal_timer.fired)

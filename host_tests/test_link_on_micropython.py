@@ -7,16 +7,9 @@ from mpy.wasm import GUEST_PATHS, run_micropython
 pytestmark = [pytest.mark.micropython, pytest.mark.slow]
 
 GUEST = """
-import irq
-import machine
-import micropython
-import rp2
-import vclock
+from guest_pump import fresh_clock, without
 
-vclock.reset()
-irq.reset()
-machine.reset_fakes()
-rp2.reset_fakes()
+clock = fresh_clock()
 
 import pico_default
 from usbcdc import UsbCdcPipe
@@ -24,12 +17,10 @@ from pump.app import App
 from pump.core import protocol as p
 from pump.hal.usb_serial import UsbSerial
 
-clock = vclock.current()
 board = pico_default.build()
 # Motor and link only: the guest's heap is small (the screens have their own tests).
-for name in ("display", "battery", "battery_monitor", "watchdog",
-             "force_sensor", "pressure", "occlusion"):
-    setattr(board, name, None)
+without(board, ("display", "battery", "battery_monitor", "watchdog",
+                "force_sensor", "pressure", "occlusion"))
 pipe = UsbCdcPipe()
 board.serial = UsbSerial(pipe.rx, pipe.tx, pipe.poller)
 app = App(board, clock, ms_of_day=0)

@@ -20,43 +20,26 @@ import gc
 
 import framebuf
 import machine
-import rp2
-import vclock
+from guest_pump import fresh_clock, run_for, without
 
-vclock.reset()
-machine.reset_fakes()
-rp2.reset_fakes()
+clock = fresh_clock()
 
 import pico_default
 from pump.app import App
 from pump.core import keys
 from pump.ui.ui import Ui
 
-clock = vclock.current()
 board = pico_default.build()
 # This run drives the motor, timers and screens only: no display, battery or watchdog
 # devices are attached in the guest (they have their own tests).
-for name in ("display", "battery", "battery_monitor", "watchdog"):
-    if getattr(board, name, None) is not None:
-        setattr(board, name, None)
-for name in ("force_sensor", "pressure", "occlusion", "load_cell"):
-    if getattr(board, name, None) is not None:
-        setattr(board, name, None)
+without(board, ("display", "battery", "battery_monitor", "watchdog",
+                "force_sensor", "pressure", "occlusion", "load_cell"))
 machine.Pin.lookup(pico_default.PINS["step"]).record = False  # keep the 1 MB guest heap free
 app = App(board, clock, ms_of_day=8 * 3_600_000)
 app.start()
 buf = bytearray(1024)
 fb = framebuf.FrameBuffer(buf, 128, 64, framebuf.MONO_VLSB)
 ui = Ui(app, fb)
-
-
-def run_for(ms):
-    end = clock.now_ns + ms * 1_000_000
-    clock.call_at(end, lambda: app.post(lambda a: None))
-    while clock.now_ns < end:
-        app.service()
-        app.sleep()
-    app.service()
 
 
 def allocated():
@@ -73,15 +56,15 @@ measured = {}
 ui.draw(app.now_ms())
 measured["home"] = allocated()
 for key in (keys.OK, keys.OK, keys.UP, keys.OK, keys.OK):
-    run_for(300)
+    run_for(app, clock, 300)
     ui.handle((keys.PRESS, key, 1), app.now_ms())
     name = ui.screen_name()
     ui.draw(app.now_ms())
     if name not in measured:
         measured[name] = allocated()
-run_for(1000)
+run_for(app, clock, 1000)
 measured["home bolus"] = allocated()
-run_for(20_000)
+run_for(app, clock, 20_000)
 ui.draw(app.now_ms())
 print("screen=" + ui.screen_name())
 print("started=%d" % len([e for e in app.events.recent() if e[2] == "bolus_started"]))
@@ -105,7 +88,9 @@ def _run_on_cpython():
     import contextlib
     import io
 
-    for folder in (FAKES, os.path.join(os.path.dirname(os.path.dirname(FAKES)), "boards")):
+    guest_helpers = os.path.join(os.path.dirname(FAKES), "mpy")
+    boards = os.path.join(os.path.dirname(os.path.dirname(FAKES)), "boards")
+    for folder in (FAKES, boards, guest_helpers):
         if folder not in sys.path:
             sys.path.insert(0, folder)
     out = io.StringIO()

@@ -29,12 +29,9 @@ GUEST = """
 import gc
 
 import machine
-import rp2
-import vclock
+from guest_pump import fresh_clock, run_for, without
 
-vclock.reset()
-machine.reset_fakes()
-rp2.reset_fakes()
+clock = fresh_clock()
 
 import pico_default
 from pump.app import App
@@ -55,12 +52,9 @@ class QuietBus:
         self.transfers += 1
 
 
-clock = vclock.current()
 board = pico_default.build()
-for name in ("display", "battery", "battery_monitor", "watchdog", "force_sensor", "pressure",
-             "occlusion", "load_cell"):
-    if getattr(board, name, None) is not None:
-        setattr(board, name, None)
+without(board, ("display", "battery", "battery_monitor", "watchdog", "force_sensor", "pressure",
+                "occlusion", "load_cell"))
 machine.Pin.lookup(pico_default.PINS["step"]).record = False
 app = App(board, clock, ms_of_day=8 * 3_600_000)
 app.therapy.settings.calculator = CalculatorSettings([(0, 150)], [(0, 50)], [(0, 100, 120)])
@@ -69,15 +63,6 @@ bus = QuietBus()
 oled = SSD1306(bus)
 oled.init_display()
 ui = Ui(app, oled)
-
-
-def run_for(ms):
-    end = clock.now_ns + ms * 1_000_000
-    clock.call_at(end, lambda: app.post(lambda a: None))
-    while clock.now_ns < end:
-        app.service()
-        app.sleep()
-    app.service()
 
 
 def draw_and_show():
@@ -134,10 +119,10 @@ WALK = (
 )
 for action, arg, label in WALK:
     if action == "k":
-        run_for(300)
+        run_for(app, clock, 300)
         ui.handle((keys.PRESS, arg, 1), app.now_ms())
     elif action == "t":
-        run_for(arg)
+        run_for(app, clock, arg)
     else:
         app.alarms.raise_alarm(app.now_ms(), alarms.RESERVOIR_LOW, remaining_mu=19_000)
     redraw(label)
