@@ -165,7 +165,7 @@ def run_host():
     import io
 
     for folder in (os.path.join(ROOT, "host_tests", "fakes"), os.path.join(ROOT, "boards"),
-                   os.path.join(ROOT, "firmware")):
+                   os.path.join(ROOT, "firmware"), os.path.join(ROOT, "host_tests", "mpy")):
         if folder not in sys.path:
             sys.path.insert(0, folder)
     out = io.StringIO()
