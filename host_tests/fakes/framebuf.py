@@ -231,32 +231,35 @@ class FrameBuffer:
 
     # ----- text, scroll, blit ---------------------------------------------------------------
 
-    def text(self, s, x, y, c=1):
+    def _columns(self, s, x):
+        """(x, font column byte) for each column of ``s`` from ``x`` inside the width."""
         glyphs = font()
         width = self._width
-        height = self._height
-        if self._format == MONO_VLSB:
-            self._text_vlsb(s, x, y, c, glyphs)
-            return
         for code in s.encode("utf-8"):
             if code < _FONT_FIRST or code > 127:
                 code = 127
             offset = (code - _FONT_FIRST) * 8
             for j in range(8):
                 if 0 <= x < width:
-                    column = glyphs[offset + j]
-                    yy = y
-                    while column:
-                        if column & 1 and 0 <= yy < height:
-                            self._set(x, yy, c)
-                        column >>= 1
-                        yy += 1
+                    yield x, glyphs[offset + j]
                 x += 1
 
-    def _text_vlsb(self, s, x, y, c, glyphs):
+    def text(self, s, x, y, c=1):
+        if self._format == MONO_VLSB:
+            self._text_vlsb(s, x, y, c)
+            return
+        height = self._height
+        for xx, column in self._columns(s, x):
+            yy = y
+            while column:
+                if column & 1 and 0 <= yy < height:
+                    self._set(xx, yy, c)
+                column >>= 1
+                yy += 1
+
+    def _text_vlsb(self, s, x, y, c):
         # The same pixels as the pixel-by-pixel loop, a font column (8 pixels high) at a
         # time: it lands on at most two pages of the buffer.
-        width = self._width
         height = self._height
         if y <= -8 or y >= height:
             return
@@ -264,26 +267,20 @@ class FrameBuffer:
         stride = self._stride
         shift = y & 7
         page = y >> 3  # the page of the column's top pixel (-1 when y < 0)
-        # Rows of the buffer that exist: a mask per page clips the bottom (partial last page).
+        # Rows of the buffer that exist: a mask clips the bottom of a partial last page.
         pages = (height + 7) >> 3
         last_mask = (1 << (height - ((pages - 1) << 3))) - 1
-        for code in s.encode("utf-8"):
-            if code < _FONT_FIRST or code > 127:
-                code = 127
-            offset = (code - _FONT_FIRST) * 8
-            for j in range(8):
-                if 0 <= x < width:
-                    column = glyphs[offset + j] << shift
-                    for p, bits in ((page, column & 0xFF), (page + 1, column >> 8)):
-                        if bits and 0 <= p < pages:
-                            if p == pages - 1:
-                                bits &= last_mask
-                            i = p * stride + x
-                            if c:
-                                buf[i] |= bits
-                            else:
-                                buf[i] &= ~bits & 0xFF
-                x += 1
+        for xx, column in self._columns(s, x):
+            column <<= shift
+            for p, bits in ((page, column & 0xFF), (page + 1, column >> 8)):
+                if bits and 0 <= p < pages:
+                    if p == pages - 1:
+                        bits &= last_mask
+                    i = p * stride + xx
+                    if c:
+                        buf[i] |= bits
+                    else:
+                        buf[i] &= ~bits & 0xFF
 
     def scroll(self, xstep, ystep):
         width = self._width
