@@ -23,6 +23,7 @@ from pump.core.errors import Refused
 from pump.core.events import EventLog
 from pump.core.health import TaskMonitor, reset_cause_name, was_watchdog_reset
 from pump.core.iob import InsulinCurve
+from pump.core.line_test import BLOCKED
 from pump.core.occlusion import DISCONNECTED, OCCLUDED
 from pump.core.reservoir import Reservoir
 from pump.core.safety import DeliveryMonitor
@@ -35,6 +36,7 @@ PRIME = "prime"  # tubing or cannula fill
 BACKOFF = "backoff"  # plunger back after an occlusion, to relieve the pressure
 REWIND = "rewind"  # pusher back to the end stop for a reservoir change
 SEAT = "seat"  # pusher forward onto a new reservoir's stopper (no insulin moves)
+LINE_TEST = "line_test"  # a line test's pull or push (zero net volume)
 _SEATED_MN = 300  # force that says the pusher is on the stopper
 _REWIND_CHUNK_S = 20  # a rewind train lasts 1/20 s, so it stops within 0.05 s of the end stop
 _BACKOFF_MAX_UL = 40  # never back off more than this (a plunger's play plus the line's stretch)
@@ -97,6 +99,9 @@ class App:
         self._force_sensor = board.force_sensor
         self._pressure = board.pressure
         self.detector = board.occlusion
+        self.line_test = None  # core LineTest: it judges the line by the plunger force
+        if board.force_sensor is not None and board.pressure is not None:
+            self.line_test = getattr(board, "line_test", None)
         self.position_steps = 0  # the pusher's travel since boot (forward minus back)
         self.force_mn = None  # last good plunger force
         self._force_read_ms = None
@@ -105,6 +110,9 @@ class App:
         self._prime_sps = min(
             mech.steps_per_s_for_mu_per_min(bolus_mod.SPEED_QUICK_MU_MIN), mech.max_step_rate
         )
+        # A line test's moves go at the motor's top speed: over in a few ms, before an open
+        # line has let any of their pressure go.
+        self._test_sps = mech.max_step_rate
         self._basal_timer = board.basal_timer
         self._wake_timer = board.wake_timer
         self._basal_last = self._last_ticks
@@ -364,7 +372,15 @@ class App:
         self._wake_timer.deinit()
 
     def _next_wake_ms(self, now):
-        wake = self.therapy.next_wake_ms(now)
+        test = self.line_test
+        testing = test is not None and self.therapy.suspended_at is None
+        if testing and test.running():
+            # Therapy waits for the test (its trains would be due now): wake for the test.
+            wake = test.next_wake_ms()
+        else:
+            wake = self.therapy.next_wake_ms(now)
+            if testing:
+                wake = _earliest(wake, test.next_due_ms())
         alarm_wake = self.alarms.next_wake_ms(now)
         if alarm_wake is not None and (wake is None or alarm_wake < wake):
             wake = alarm_wake
@@ -438,6 +454,13 @@ class App:
         self.monitor.reported(steps)
         counted = steps if self._pulses is None else self._pulses.take()
         self.monitor.counted(counted)
+        test = self.line_test
+        if test is not None:
+            if kind == LINE_TEST:
+                test.moved(now, steps if train[4] else -steps)
+                return
+            if kind == BOLUS:
+                test.bolus_ran(now - train[3])
         if kind == BASAL or kind == BOLUS:
             if self.persistence is not None:
                 self.persistence.train_done(steps)
@@ -479,11 +502,11 @@ class App:
                 now, ev.BACKOFF, steps=moved, nl=mech.nl_for_steps(moved),
                 not_delivered_mu=mech.mu_for_steps(moved), force_mn=self.force_mn,
             )
-            if self.detector is not None:
-                self.detector.reset()
+            self._forget_line(now, moved=True)
             self.alarms.clear(now, al.OCCLUSION)
         elif kind == SEAT:
             self.events.emit(now, ev.RESERVOIR_SEATED, steps=moved, force_mn=self.force_mn)
+            self._forget_line(now, moved=True)
         elif kind == REWIND:
             if self._at_end_stop():
                 self.reservoir.rewound()
@@ -502,7 +525,7 @@ class App:
             kind, part, left, rate, forward = motion
             if kind == REWIND or kind == SEAT:
                 chunk = rate // _REWIND_CHUNK_S or 1
-                if self._at_end_stop():
+                if kind == REWIND and self._at_end_stop():
                     self._motion = None
                     self._motion_done(kind, part, now)
                     return
@@ -512,6 +535,8 @@ class App:
                 left = left if left < chunk else chunk
             self._start_train(now, kind, part, left, rate, forward)
             return
+        if self._service_line_test(now):
+            return  # a line test holds the motor
         train = self.therapy.next_train(now)
         if train is None:
             return
@@ -535,6 +560,8 @@ class App:
         self._halt_train(now)
         self._motion = None
         self._moved = 0
+        if self.line_test is not None:
+            self.line_test.abort()
         not_delivered = 0
         if al.stops_delivery(code):
             not_delivered = self.therapy.stop(now, code)
@@ -556,6 +583,8 @@ class App:
         early: friction turns round with the motion and hides the pressure.)"""
         detector = self.detector
         start = None if detector is None else detector.relief_from_steps()
+        if self.line_test is not None and self.line_test.open_at is not None:
+            start = self.line_test.open_at  # where the line last took the push
         if start is None:
             self.alarms.clear(now, al.OCCLUSION)  # nothing measured to relieve
             return
@@ -612,6 +641,50 @@ class App:
         if verdict == DISCONNECTED and self.alarms.find(al.DISCONNECTED) is None:
             self.alarms.raise_alarm(now, al.DISCONNECTED, force_mn=force)
         return False
+
+    def _service_line_test(self, now):
+        """Run the line test (pump/core/line_test.py): start it when due, make its moves,
+        read the force while it watches, act on its verdict. True while it holds the
+        motor, so no therapy train goes out in the middle of a test."""
+        test = self.line_test
+        if test is None or self.therapy.suspended_at is not None:
+            return False
+        bolus = self.therapy.bolus is not None
+        if not test.running():
+            if test.owed > 0:  # a test cut short: give back what its pull took first
+                steps, test.owed = test.owed, 0
+                self._start_train(now, LINE_TEST, 0, steps, self._test_sps)
+                return True
+            if not test.due(now, bolus):
+                return False
+            test.start(now)
+        if test.watching():
+            if now < test.next_wake_ms():
+                return True
+            verdict = test.sample(now, self.read_force(now), self.position_steps)
+            if verdict == BLOCKED:
+                self.fault(
+                    al.OCCLUSION,
+                    source="line test",
+                    relief_mn=test.relief_mn,
+                    force_mn=self.force_mn,
+                    pressure_pa=self._pressure.pressure_pa(),
+                )
+                return True
+            if test.watching() or not test.running():
+                return test.running()
+        steps = test.move(now)
+        if steps:
+            self._start_train(now, LINE_TEST, 0, abs(steps), self._test_sps, steps > 0)
+        return True
+
+    def _forget_line(self, now, moved=False):
+        """The line's history no longer holds (a back-off, a resume, a new reservoir).
+        ``moved``: the plunger was placed anew, so a cut-short test's pull is not owed."""
+        if self.detector is not None:
+            self.detector.reset()
+        if self.line_test is not None:
+            self.line_test.reset(now, owed_too=moved)
 
     def _check_safety(self, now):
         if self._stalled:
@@ -818,7 +891,13 @@ class App:
         return None
 
     def bolus(self, kind, mu, now_percent=100, duration_ms=0):
-        return self._command(self.therapy.start_bolus, kind, mu, now_percent, duration_ms)
+        return self._command(self._bolus, kind, mu, now_percent, duration_ms)
+
+    def _bolus(self, now, kind, mu, now_percent, duration_ms):
+        result = self.therapy.start_bolus(now, kind, mu, now_percent, duration_ms)
+        if self.line_test is not None:
+            self.line_test.bolus_started(now)  # the line is tested before it goes out
+        return result
 
     def cancel_bolus(self):
         return self._command(self._cancel_bolus)
@@ -840,6 +919,8 @@ class App:
     def _suspend(self, now):
         if self.therapy.suspended_at is None:
             self._halt_train(now)
+            if self.line_test is not None:
+                self.line_test.abort()
         self.therapy.suspend(now)
 
     def resume(self):
@@ -847,8 +928,7 @@ class App:
 
     def _resume(self, now):
         self.therapy.resume(now)
-        if self.detector is not None:
-            self.detector.reset()
+        self._forget_line(now)
 
     def acknowledge(self, code=None):
         """The person acknowledges the alarm shown (or ``code``); returns None or why not."""
