@@ -67,12 +67,29 @@ PRESSURE = {
     "period_ms": 100,  # 10 samples/s
 }
 
-# Occlusion: the floor of the plunger force over the newer half of a window of travel
-# against the older half (pump/core/occlusion.py). Figures from the plant model's
-# ranges (docs/plant_model.md) and the benchmark (docs/bench/safety.md).
+# Occlusion is found by the line test (pump/core/line_test.py): pull the plunger back
+# 0.5 uL, watch the force, push it forward again, watch again; an open line lets the
+# pressure of each move go within a second or two, a blocked one keeps it. Figures from
+# the plant model at the hard end of its ranges (docs/plant_model.md,
+# docs/bench/safety.md): an open line relieves 27-90 mN, a blocked one -12 to 17 mN
+# (rarely more, after a slip of the stopper).
+LINE_TEST = {
+    "probe_nl": 500,  # each move: 33 steps, 0.05 U out and back
+    "watch_ms": 3000,  # watched after each move (the hard line's R*C is 1.2 s)
+    "open_mn": 22,  # relief below this: suspect, test again at once
+    "blocked_mn": 11,  # relief below this, or suspect twice: blocked
+    "interval_s": 180,  # between tests while basal runs
+    "bolus_interval_s": 30,  # bolus time between tests during a bolus
+    "settle_ms": 4000,  # quiet before a test in the middle of a bolus
+}
+
+# Backstops beside the line test: a force no friction reaches, and the floor of the
+# force over a window of travel (pump/core/occlusion.py). The floor test is off: on a
+# sticky syringe at the hard end its friction alone rises by more than a blocked line's
+# pressure (hundreds of false alarms a month, docs/bench/safety.md).
 OCCLUSION = {
     "window_ul": 2,  # travel compared: 2 uL = 135 steps = 0.2 U
-    "rise_mn": 150,  # floor rise that means a blocked line
+    "rise_mn": 0,  # floor rise that means a blocked line (0: off)
     "ceiling_mn": 8000,  # no friction reaches 8 N: an occlusion at once
     "drop_mn": 0,  # floor fall during a bolus for a disconnection alert (0: off)
 }
@@ -110,6 +127,7 @@ def build():
 
     from pump.core.battery import monitor_for_board
     from pump.core.board_spec import check_board
+    from pump.core.line_test import LineTest
     from pump.core.occlusion import OcclusionDetector
     from pump.core.pressure import LoadCellCalibration, PressureSensor, plunger_area_um2
     from pump.hal.battery import BatteryGauge
@@ -160,6 +178,16 @@ def build():
         OCCLUSION.get("bend_mn", 0),
         OCCLUSION.get("bend_bolus_mn", 0),
     )
+    line_test = LineTest(
+        LINE_TEST["probe_nl"] * 1000 // mechanics.pl_per_step,
+        LINE_TEST["watch_ms"],
+        LINE_TEST["open_mn"],
+        LINE_TEST["blocked_mn"],
+        LINE_TEST["interval_s"] * 1000,
+        LINE_TEST["bolus_interval_s"] * 1000,
+        LINE_TEST["settle_ms"],
+        PRESSURE["period_ms"],
+    )
     buttons = Buttons(
         *[
             machine.Pin(PINS[name], machine.Pin.IN, machine.Pin.PULL_UP)
@@ -192,6 +220,7 @@ def build():
         force_sensor=load_cell,
         pressure=pressure,
         occlusion=occlusion,
+        line_test=line_test,
         buzzer=Buzzer(machine.PWM(machine.Pin(PINS["buzzer"]))),
         watchdog=Watchdog(machine.WDT, WATCHDOG_MS),  # started by the App after the self-test
         battery=BatteryGauge(machine.ADC(machine.Pin(PINS["battery_adc"]))),

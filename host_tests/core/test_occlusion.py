@@ -113,5 +113,5 @@ def test_a_floor_that_falls_during_a_bolus_is_a_disconnection_when_enabled():
 
 def test_bad_settings_are_refused():
     raises(ValueError, OcclusionDetector, 3, 150, 8000)
-    raises(ValueError, OcclusionDetector, 100, 0, 8000)
+    raises(ValueError, OcclusionDetector, 100, -1, 8000)
     raises(ValueError, OcclusionDetector, 100, 150, 100)

@@ -40,7 +40,8 @@ class OcclusionDetector:
     """Floor and slope of the force over a window of travel, older half against newer.
 
     ``window_steps``: travel compared (steps); ``rise_mn``: floor rise that means a
-    blocked line; ``ceiling_mn``: force that is an occlusion whatever came before;
+    blocked line (0: off, the ceiling alone); ``ceiling_mn``: force that is an occlusion
+    whatever came before;
     ``drop_mn``: floor fall during a bolus that means the line came off (0: off);
     ``bend_mn``: rise over the newer half beyond the older half's slope that means a
     blocked line (0: off); ``bend_bolus_mn``: the same during a bolus (0: off).
@@ -48,7 +49,7 @@ class OcclusionDetector:
 
     def __init__(self, window_steps, rise_mn, ceiling_mn, drop_mn=0, bend_mn=0,
                  bend_bolus_mn=0):
-        if window_steps < 4 or rise_mn <= 0 or ceiling_mn <= rise_mn:
+        if window_steps < 4 or rise_mn < 0 or ceiling_mn <= rise_mn:
             raise ValueError("occlusion detector: bad window or thresholds")
         self.window_steps = window_steps
         self.rise_mn = rise_mn
@@ -138,7 +139,7 @@ class OcclusionDetector:
         bend_limit = self.bend_bolus_mn if bolus else self.bend_mn
         if not bend_limit:
             # The floor test alone, as the floors are.
-            if floor_new - floor_old >= self.rise_mn:
+            if self.rise_mn and floor_new - floor_old >= self.rise_mn:
                 self._relief_at = self.floor_old_at
                 return OCCLUDED
             if bolus and self.drop_mn and floor_old - floor_new >= self.drop_mn:
@@ -159,7 +160,7 @@ class OcclusionDetector:
                 return None
             if old_xy > 0:
                 climb = old_xy * half // old_xx
-        if floor_new - floor_old >= self.rise_mn + climb:
+        if self.rise_mn and floor_new - floor_old >= self.rise_mn + climb:
             self._relief_at = self.floor_old_at
             return OCCLUDED
         bend = self._bend(old_xy, old_xx, split, half)

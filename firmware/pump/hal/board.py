@@ -25,6 +25,7 @@ class Board:
         force_sensor=None,
         pressure=None,
         occlusion=None,
+        line_test=None,
         watchdog=None,
         battery=None,
         battery_monitor=None,
@@ -46,6 +47,7 @@ class Board:
         self.force_sensor = force_sensor  # load cell driver: read_raw() -> counts or None
         self.pressure = pressure  # core PressureSensor: calibration and sensor fault rules
         self.occlusion = occlusion  # core OcclusionDetector tuned for this build
+        self.line_test = line_test  # core LineTest: is the line open? (needs the load cell)
         self.watchdog = watchdog  # hal Watchdog: started by the App after the self-test
         self.battery = battery  # hal BatteryGauge: read_mv()
         self.battery_monitor = battery_monitor  # core BatteryMonitor with this supply's levels
