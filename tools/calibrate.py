@@ -218,8 +218,11 @@ class SimDispenser:
         from pumpsim import SimPump  # installs the hardware fakes: only when asked for
 
         self.sim = SimPump(board=board)
-        self.sim.at(0, lambda app: app.suspend())
-        self.sim.run_until(10)
+        booted = self.sim.now_ms()  # after the power-on self-test
+        self.sim.at(booted, lambda app: app.suspend())
+        self.sim.run_until(booted + 10)
+        if self.sim.app.therapy.suspended_at is None or self.sim.board.stepper.busy():
+            raise CalibrationError("the simulated pump did not suspend delivery")
         self.steps_per_s = steps_per_s
 
     def __call__(self, steps):

@@ -31,6 +31,7 @@ from pump.hal.storage import Storage
 NS_PER_MS = 1_000_000
 FRESH_BATTERY_V = 4.5  # 3 x AA alkaline, new, at VSYS
 KEY_PINS = {"UP": "button_up", "DOWN": "button_down", "OK": "button_ok", "BACK": "button_back"}
+_BARREL_BEHIND_MARK_UL = 100  # barrel behind the full mark of the simulated syringe (uL)
 
 
 def load_board_module(name):
@@ -64,6 +65,7 @@ class SimPump:
         seed=0,
         start=True,
         flash=None,
+        line_test=True,
     ):
         fakes.reset()
         self.clock = vclock.current()
@@ -79,6 +81,8 @@ class SimPump:
         if "battery_adc" in pins:
             self.battery_adc = machine.ADC.lookup(pins["battery_adc"])
             self.set_battery_volts(FRESH_BATTERY_V)
+        if not line_test:
+            self.board.line_test = None  # no line tests: every move is therapy
         if prepare_board is not None:
             prepare_board(self.board)  # a test's wiring change, before the firmware starts
         pins = self.board_module.PINS
@@ -92,10 +96,14 @@ class SimPump:
         )
         # The physics behind the pins: syringe, line and load cell (host_tests/fakes/plant.py).
         params = plant_params or PlantParams.typical()
+        fill_ul = mech.get("reservoir_ul", 3000)
+        # Filled to its 3 mL mark, a syringe's barrel still runs on behind the stopper: the
+        # line test's pull and a back-off can draw it back a little without letting go.
+        capacity_ul = max(params.syringe_capacity_ul, fill_ul + _BARREL_BEHIND_MARK_UL)
         self.plant = Plant.on_driver(
             self.driver,
             self.clock,
-            params.replace(reservoir_ul=mech.get("reservoir_ul", 3000)),
+            params.replace(reservoir_ul=fill_ul, syringe_capacity_ul=capacity_ul),
             seed,
             mech,
             end_stop_pin=machine.Pin.lookup(pins["end_stop"]),
