@@ -1,4 +1,7 @@
-"""The firmware App on the host fakes: what it records is what the motor driver saw."""
+"""The firmware App on the host fakes: what it records is what the motor driver saw.
+
+The line test's pulls and pushes (pump/core/line_test.py) are off here, so that every
+step the driver sees is therapy; test_app_occlusion.py bounds what the test holds back."""
 
 import bisect
 
@@ -113,7 +116,7 @@ def run_idle(sim, t_ms):
 
 
 def test_firmware_record_equals_steps_counted_at_the_driver_over_a_busy_day():
-    sim = SimPump(settings=pump_settings([(0, 800), (13, 1250), (44, 900)]))
+    sim = SimPump(line_test=False, settings=pump_settings([(0, 800), (13, 1250), (44, 900)]))
     sim.at(30 * MIN, lambda app: app.bolus(bolus_mod.NORMAL, 4500))
     sim.at(2 * HOUR, lambda app: app.bolus(bolus_mod.DUAL, 6000, 60, 2 * HOUR))
     sim.at(3 * HOUR, lambda app: app.temp_basal(TEMP_PERCENT, 50, 2 * HOUR))
@@ -133,7 +136,7 @@ def test_firmware_record_equals_steps_counted_at_the_driver_over_a_busy_day():
 
 
 def test_driver_is_disabled_between_trains_and_dir_is_forward_at_every_step():
-    sim = SimPump(settings=pump_settings([(0, 2000)]))
+    sim = SimPump(line_test=False, settings=pump_settings([(0, 2000)]))
     sim.at(10 * MIN, lambda app: app.bolus(bolus_mod.NORMAL, 3000))
     sim.at(20 * MIN, lambda app: app.bolus(bolus_mod.EXTENDED, 1000, 0, 30 * MIN))
     stepper = sim.board.stepper
@@ -166,7 +169,7 @@ def test_driver_is_disabled_between_trains_and_dir_is_forward_at_every_step():
 
 
 def test_basal_at_1_u_per_h_equals_floor_of_ideal_at_every_half_minute_for_6_h():
-    sim = SimPump(settings=pump_settings([(0, 1000)]))
+    sim = SimPump(line_test=False, settings=pump_settings([(0, 1000)]))
     sim.run_until(6 * HOUR)
     assert {kind for _t, kind, _s, _mu in sim.deliveries} == {BASAL}
     times = sorted(t for t, _k, steps, _mu in sim.deliveries for _ in range(steps))
@@ -178,7 +181,7 @@ def test_basal_at_1_u_per_h_equals_floor_of_ideal_at_every_half_minute_for_6_h()
 def _basal_until_two_hours(latency_ms):
     # 3 U/h until 02:00, then 0 U/h: by 2 h + a margin every step that fell due
     # has gone out, however late the timer callbacks came.
-    sim = SimPump(settings=pump_settings([(0, 3000), (4, 0)]))
+    sim = SimPump(line_test=False, settings=pump_settings([(0, 3000), (4, 0)]))
     if latency_ms:
         sim.board.basal_timer.inject_own_latency_ms(latency_ms)
     run_idle(sim, 2 * HOUR + latency_ms + 5000)
@@ -197,7 +200,7 @@ def test_late_basal_timer_callbacks_catch_up_nothing_lost_nothing_extra(latency_
 
 
 def test_basal_stays_exact_across_ticks_wraparound():
-    sim = SimPump(settings=pump_settings([(0, 1500)]))
+    sim = SimPump(line_test=False, settings=pump_settings([(0, 1500)]))
     clock = sim.clock
     start_ms, start_us = clock.ticks_ms(), clock.ticks_us()
     sim.run_until(5 * HOUR)
@@ -215,7 +218,7 @@ def test_basal_stays_exact_across_ticks_wraparound():
 
 
 def test_cancel_mid_train_records_exactly_the_steps_the_driver_counted():
-    sim = SimPump(settings=pump_settings([(0, 0)]))  # no basal: every step is bolus
+    sim = SimPump(line_test=False, settings=pump_settings([(0, 0)]))  # no basal: every step is bolus
     sim.at(MIN, lambda app: app.bolus(bolus_mod.NORMAL, 2000))  # about 85 s at 1.5 U/min
     sim.at(MIN + 30_321, lambda app: app.cancel_bolus())
     sim.run_until(MIN + 30_321)
@@ -235,7 +238,7 @@ def test_cancel_mid_train_records_exactly_the_steps_the_driver_counted():
 def test_suspend_mid_bolus_stops_every_step_and_resume_restores_basal():
     rate = 1200
     bolus_at, suspend_at, resume_at = 10 * MIN, 10 * MIN + 20_500, 70 * MIN + 20_500
-    sim = SimPump(settings=pump_settings([(0, rate)]))
+    sim = SimPump(line_test=False, settings=pump_settings([(0, rate)]))
     sim.at(bolus_at, lambda app: app.bolus(bolus_mod.NORMAL, 3000))
     sim.at(suspend_at, lambda app: app.suspend())
     sim.at(resume_at, lambda app: app.resume())
@@ -264,7 +267,7 @@ def test_suspend_mid_bolus_stops_every_step_and_resume_restores_basal():
 
 def test_basal_keeps_accruing_during_a_long_slow_bolus():
     rate = 2000
-    sim = SimPump(settings=pump_settings([(0, rate)], max_bolus_mu=25_000))
+    sim = SimPump(line_test=False, settings=pump_settings([(0, rate)], max_bolus_mu=25_000))
     sim.at(10 * MIN, lambda app: app.bolus(bolus_mod.NORMAL, 10_000))  # about 7.5 min
     sim.run_until(HOUR)
 
@@ -296,10 +299,10 @@ REFUSALS = {
 @pytest.mark.parametrize("name", sorted(REFUSALS))
 def test_refused_command_changes_nothing_and_is_recorded(name):
     command = REFUSALS[name]
-    reference = SimPump(settings=pump_settings([(0, 800)]))
+    reference = SimPump(line_test=False, settings=pump_settings([(0, 800)]))
     reference.run_until(HOUR)
 
-    sim = SimPump(settings=pump_settings([(0, 800)]))
+    sim = SimPump(line_test=False, settings=pump_settings([(0, 800)]))
     seen = {}
 
     def refused_command(app):

@@ -1,5 +1,8 @@
 """Delivery properties over random therapy: basal is floor(ideal) and boluses are exact.
 
+The line test is off in the full-stack runs (its pulls and pushes are not therapy, and
+the basal it holds back is bounded in test_app_occlusion.py).
+
 The ideal is worked out here, independently of the firmware: walk the profile's
 half-hour segments and the temp basal intervals and integrate the scheduled rate with
 exact fractions.
@@ -235,7 +238,7 @@ def driver_trains(sim):
 @settings(max_examples=max(3, settings().max_examples // 20))
 @given(therapy=therapies(max_hours=3))
 def test_full_stack_driver_counts_stay_within_one_step_of_ideal(therapy):
-    sim = SimPump(settings=pump_settings(therapy), start_ms_of_day=therapy["start_ms_of_day"])
+    sim = SimPump(line_test=False, settings=pump_settings(therapy), start_ms_of_day=therapy["start_ms_of_day"])
     # Commands are taken once the power-on self-test has passed.
     boot = sim.now_ms()
     replies = []

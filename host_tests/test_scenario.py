@@ -155,7 +155,9 @@ def test_runner_writes_deliveries_events_and_summary(tmp_path):
         rows = list(csv.reader(f))
     assert rows[0] == ["t_ms", "kind", "steps", "mu"]
     basal = [row for row in rows[1:] if row[1] == "basal"]
-    assert basal and all(row[2] == "1" for row in basal)  # one step each at these rates
+    # One step each at these rates; up to 4 at 2 U/h after a line test held them back
+    # (its 6 s, plus a 4 s settle in the middle of a bolus).
+    assert basal and all(1 <= int(row[2]) <= 4 for row in basal)
     assert any(row[1] == "bolus" for row in rows[1:])
 
     events = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]

@@ -235,7 +235,7 @@ def test_reservoir_change_walks_suspend_rewind_load_fill_and_resume():
     rig.press(OK)
     assert rig.shows("Motor running.."), rig.dump()
     end_stop.drive(0)  # the pusher reaches the end stop
-    rig.run(2000)
+    rig.run(5000)  # (the plant's switch closes too once the pusher gets there)
     assert rig.app.reservoir.change_step == res.REWOUND
     end_stop.drive(None)
     assert rig.shows(">Load reservoir"), rig.dump()
