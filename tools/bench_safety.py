@@ -109,7 +109,6 @@ def occlusion_run(preset, rate_u_h, bolus_mu=0, seed=1):
     sim.at_plant(t_occ, lambda plant: plant.occlude())
     sim.run_until(t_occ)
     delivered_at_occ = sim.plant.delivered_nl()
-    steps_at_occ = sim.driver.steps_forward
     limit_ms = t_occ + (15 * MIN_MS if bolus_mu else max(2 * HOUR_MS, int(20 * HOUR_MS / rate_u_h)))
     alarm_ms = None
     t = t_occ
@@ -127,9 +126,10 @@ def occlusion_run(preset, rate_u_h, bolus_mu=0, seed=1):
     for _seq, _t, etype, fields in sim.events:
         if etype == ev.ALARM and fields.get("code") == al.OCCLUSION:
             pressure_kpa = fields.get("pressure_pa", 0) / 1000
-    pushed_steps = sim.driver.steps_forward - steps_at_occ
     row["alarm_s"] = (alarm_ms - t_occ) / 1000
-    row["missed_mu"] = mech.mu_for_steps(pushed_steps)
+    # Insulin the record counts as given between the occlusion and the alarm (none of it
+    # reached the body); a line test's pull and push are not insulin.
+    row["missed_mu"] = sum(mu for t, _kind, _steps, mu in sim.deliveries if t_occ <= t <= alarm_ms)
     row["pressure_kpa"] = pressure_kpa
     # Back-off has run; reopen the line a minute after the alarm and watch 10 minutes.
     reopen_ms = sim.now_ms() + MIN_MS
