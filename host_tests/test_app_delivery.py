@@ -218,7 +218,8 @@ def test_basal_stays_exact_across_ticks_wraparound():
 
 
 def test_cancel_mid_train_records_exactly_the_steps_the_driver_counted():
-    sim = SimPump(line_test=False, settings=pump_settings([(0, 0)]))  # no basal: every step is bolus
+    # No basal: every step is bolus.
+    sim = SimPump(line_test=False, settings=pump_settings([(0, 0)]))
     sim.at(MIN, lambda app: app.bolus(bolus_mod.NORMAL, 2000))  # about 85 s at 1.5 U/min
     sim.at(MIN + 30_321, lambda app: app.cancel_bolus())
     sim.run_until(MIN + 30_321)

@@ -2,8 +2,8 @@
 in time at every rate, leaves the pump safe, and never cries wolf on an open line."""
 
 import pytest
-from fakes.plant import PlantParams
 
+from fakes.plant import PlantParams
 from pump.core import alarms as al
 from pump.core import bolus as bolus_mod
 from pump.core import events as ev

@@ -238,7 +238,8 @@ def driver_trains(sim):
 @settings(max_examples=max(3, settings().max_examples // 20))
 @given(therapy=therapies(max_hours=3))
 def test_full_stack_driver_counts_stay_within_one_step_of_ideal(therapy):
-    sim = SimPump(line_test=False, settings=pump_settings(therapy), start_ms_of_day=therapy["start_ms_of_day"])
+    sim = SimPump(line_test=False, settings=pump_settings(therapy),
+                  start_ms_of_day=therapy["start_ms_of_day"])
     # Commands are taken once the power-on self-test has passed.
     boot = sim.now_ms()
     replies = []
