@@ -373,13 +373,14 @@ class App:
 
     def _next_wake_ms(self, now):
         test = self.line_test
-        testing = test is not None and self.therapy.suspended_at is None
-        if testing and test.running():
+        if self.therapy.suspended_at is not None:
+            test = None  # no line tests while delivery is suspended
+        if test is not None and test.running():
             # Therapy waits for the test (its trains would be due now): wake for the test.
             wake = test.next_wake_ms()
         else:
             wake = self.therapy.next_wake_ms(now)
-            if testing:
+            if test is not None:
                 wake = _earliest(wake, test.next_due_ms())
         alarm_wake = self.alarms.next_wake_ms(now)
         if alarm_wake is not None and (wake is None or alarm_wake < wake):
