@@ -6,7 +6,7 @@ seconds, pushes it forward again and watches again: zero volume in all. In an op
 the pressure a move makes flows away within a second or two (the line's resistance
 times its compliance), so the force climbs back after the pull and falls after the
 push. A blocked line keeps it: the force stays where the move left it. The relief is
-half the sum of the two (mN): about 40-170 mN for an open line on the plant model,
+half the sum of the two (mN): about 30-90 mN for an open line on the plant model,
 near 0 for a blocked one, whatever the basal rate.
 
 Friction turns round with the motion and wanders along the barrel, the load cell
