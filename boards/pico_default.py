@@ -91,7 +91,19 @@ OCCLUSION = {
     "window_ul": 2,  # travel compared: 2 uL = 135 steps = 0.2 U
     "rise_mn": 0,  # floor rise that means a blocked line (0: off)
     "ceiling_mn": 8000,  # no friction reaches 8 N: an occlusion at once
-    "drop_mn": 0,  # floor fall during a bolus for a disconnection alert (0: off)
+}
+
+# A line that comes off the site during a bolus: the tissue's back-pressure goes, and
+# the force falls below its steady trend within a train or two (pump/core/disconnect.py).
+# On the plant model an open line's force strays at most about 60 mN below the trend
+# during a bolus (hard end); a disconnection drops it by 70-600 mN (2-10 kPa of
+# back-pressure on 59 mm^2), docs/bench/safety.md. A medium-priority alert.
+DISCONNECTION = {
+    "drop_mn": 65,  # fall below the trend that is a disconnection
+    "fit_samples": 10,  # positions (trains) the trend is fitted over, about 5 s of bolus
+    "slope_mn_per_100": 250,  # steeper than this per 100 steps: the rim sticks, no judgement
+    "scatter_mn": 25,  # RMS about the fit above this: not steady sliding, no judgement
+    "gap_ms": 1500,  # a pause longer than this starts a new run
 }
 
 # Supply: 3 x AA alkaline cells on VSYS, read through the Pico's VSYS/3 divider on GP29.
@@ -127,6 +139,7 @@ def build():
 
     from pump.core.battery import monitor_for_board
     from pump.core.board_spec import check_board
+    from pump.core.disconnect import DisconnectWatch
     from pump.core.line_test import LineTest
     from pump.core.occlusion import OcclusionDetector
     from pump.core.pressure import LoadCellCalibration, PressureSensor, plunger_area_um2
@@ -174,7 +187,6 @@ def build():
         OCCLUSION["window_ul"] * 1_000_000 // mechanics.pl_per_step,
         OCCLUSION["rise_mn"],
         OCCLUSION["ceiling_mn"],
-        OCCLUSION["drop_mn"],
         OCCLUSION.get("bend_mn", 0),
         OCCLUSION.get("bend_bolus_mn", 0),
     )
@@ -187,6 +199,13 @@ def build():
         LINE_TEST["bolus_interval_s"] * 1000,
         LINE_TEST["settle_ms"],
         PRESSURE["period_ms"],
+    )
+    disconnection = DisconnectWatch(
+        DISCONNECTION["drop_mn"],
+        DISCONNECTION["fit_samples"],
+        DISCONNECTION["slope_mn_per_100"],
+        DISCONNECTION["scatter_mn"],
+        DISCONNECTION["gap_ms"],
     )
     buttons = Buttons(
         *[
@@ -221,6 +240,7 @@ def build():
         pressure=pressure,
         occlusion=occlusion,
         line_test=line_test,
+        disconnection=disconnection,
         buzzer=Buzzer(machine.PWM(machine.Pin(PINS["buzzer"]))),
         watchdog=Watchdog(machine.WDT, WATCHDOG_MS),  # started by the App after the self-test
         battery=BatteryGauge(machine.ADC(machine.Pin(PINS["battery_adc"]))),

@@ -98,11 +98,13 @@ def test_reopening_the_line_after_the_alarm_releases_at_most_0_05_u():
 
 
 def test_an_open_line_on_the_hard_plant_gives_no_occlusion_alarm_in_a_day_of_use():
+    """Nor a disconnection alert during its boluses."""
     sim = hard_pump(1000, seed=7)
     for hour in (7, 12, 19):
         sim.at(hour * HOUR, lambda app: app.bolus(bolus_mod.NORMAL, 5000))
     sim.run_until(DAY)
     assert occlusion_alarm(sim, 0) == (None, None)
+    assert [f for _t, f in events_of(sim, ev.ALARM) if f["code"] == al.DISCONNECTED] == []
     test = sim.app.line_test
     assert test.tests >= 400  # every 3 minutes, and during each bolus
     # The tests' pulls and pushes cancel: the body had what the record says, within the

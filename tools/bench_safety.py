@@ -39,6 +39,8 @@ RATES_U_H = (0.1, 1.0, 5.0)
 # It also keeps a 3 mL reservoir from running dry at 5 U/h plus 15 U of boluses a day.
 RESERVOIR_DAYS = 2
 OCCLUSION_SEEDS = (1, 2, 3)
+# Moments into a 5 U bolus when the line comes off: spread over its sliding and its tests.
+DISCONNECT_OFFSETS_S = tuple(range(15, 240, 15))
 TRUMPET_WINDOWS_MIN = (2, 5, 11, 19, 31)
 TARGETS = {
     "basal_1": "alarm within 5 min at 1 U/h",
@@ -46,6 +48,7 @@ TARGETS = {
     "bolus": "alarm within 15 s during a bolus",
     "release": "at most 0.05 U released after reopening",
     "false": "zero false occlusion alarms in 30 days",
+    "disconnect": "a disconnection during a bolus alerted where the pressure allows",
 }
 
 
@@ -146,15 +149,35 @@ def occlusion_run(preset, rate_u_h, bolus_mu=0, seed=1):
     return row
 
 
+def disconnect_run(preset, offset_s, seed):
+    """Take the line off the site ``offset_s`` into a 5 U bolus; measure the alert."""
+    sim = make_sim(preset, 1.0, seed, event_capacity=100)
+    t_bolus = HOUR_MS
+    t_off = t_bolus + offset_s * 1000
+    sim.at(t_bolus, lambda app: app.bolus(bolus_mod.NORMAL, 5000))
+    sim.at_plant(t_off, lambda plant: plant.disconnect())
+    sim.run_until(t_off + 5 * MIN_MS)
+    alert_ms = _alarm_time(sim, al.DISCONNECTED, t_off)
+    finished = [t for _s, t, e, _f in sim.events if e == ev.BOLUS_FINISHED and t >= t_bolus]
+    return {"preset": preset, "offset_s": offset_s, "seed": seed,
+            "alert_s": None if alert_ms is None else (alert_ms - t_off) / 1000,
+            "in_bolus": bool(finished) and finished[0] > t_off,
+            "occlusion": _alarm_time(sim, al.OCCLUSION, t_off) is not None}
+
+
 def normal_use_run(preset, rate_u_h, days, seed=2):
     """Open line, basal plus three 5 U boluses a day on one reservoir: count occlusion
-    alarms (after each, acknowledge and resume within the hour, so the count goes on)."""
+    alarms (after each, acknowledge and resume within the hour, so the count goes on)
+    and disconnection alerts (acknowledged within the hour)."""
     sim = make_sim(preset, rate_u_h, seed)
     alarms = []
+    alerts = []
 
     def listen(event):
         if event[2] == ev.ALARM and event[3].get("code") == al.OCCLUSION:
             alarms.append(event[1])
+        if event[2] == ev.ALARM and event[3].get("code") == al.DISCONNECTED:
+            alerts.append(event[1])
 
     sim.app.events.listener = listen
     for day in range(days):
@@ -164,10 +187,13 @@ def normal_use_run(preset, rate_u_h, days, seed=2):
             sim.at(day * DAY_MS + hour * HOUR_MS + 30 * MIN_MS, _recover)
     sim.run_until(days * DAY_MS)
     return {"preset": preset, "rate_u_h": rate_u_h, "days": days, "seed": seed,
-            "false_alarms": len(alarms), "alarm_ms": alarms}
+            "false_alarms": len(alarms), "alarm_ms": alarms,
+            "false_alerts": len(alerts), "alert_ms": alerts}
 
 
 def _recover(app):
+    if app.alarms.find(al.DISCONNECTED) is not None:
+        app.acknowledge(al.DISCONNECTED)
     if app.therapy.suspended_at is not None:
         app.acknowledge()
         app.resume()
@@ -187,7 +213,7 @@ def trumpet_run(preset, rate_u_h, hours):
 def _job(job):
     kind, args = job
     return kind, {"occlusion": occlusion_run, "normal": normal_use_run,
-                  "trumpet": trumpet_run}[kind](*args)
+                  "disconnect": disconnect_run, "trumpet": trumpet_run}[kind](*args)
 
 
 def run_jobs(jobs, processes):
@@ -258,13 +284,26 @@ def occlusion_lines(rows):
     return lines
 
 
+def disconnect_lines(rows):
+    lines = []
+    for preset in sorted({r["preset"] for r in rows}, key=[r["preset"] for r in rows].index):
+        runs = [r for r in rows if r["preset"] == preset and r["in_bolus"]]
+        times = sorted(r["alert_s"] for r in runs if r["alert_s"] is not None)
+        lines.append("| %s | %d | %d (%.0f %%) | %s | %d |" % (
+            preset, len(runs), len(times), 100.0 * len(times) / max(1, len(runs)),
+            ("%.1f s / %.1f s" % (times[len(times) // 2], times[-1])) if times else "-",
+            sum(1 for r in runs if r["occlusion"])))
+    return lines
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--presets", default="typical,hard")
     parser.add_argument("--days", type=int, default=30, help="days of normal use per rate")
     parser.add_argument("--trumpet-hours", type=int, default=12)
     parser.add_argument("--processes", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--skip", default="", help="comma list of: occlusion,normal,trumpet")
+    parser.add_argument("--skip", default="",
+                        help="comma list of: occlusion,disconnect,normal,trumpet")
     parser.add_argument("--out", default=os.path.join(os.path.dirname(os.path.dirname(
         os.path.abspath(__file__))), "docs", "bench"))
     args = parser.parse_args(argv)
@@ -277,6 +316,11 @@ def main(argv=None):
             for rate, bolus_mu in [(r, 0) for r in RATES_U_H] + [(1.0, 5000)]:
                 for seed in OCCLUSION_SEEDS:
                     jobs.append(("occlusion", (preset, rate, bolus_mu, seed)))
+    if "disconnect" not in skip:
+        for preset in presets:
+            for seed in OCCLUSION_SEEDS:
+                for offset_s in DISCONNECT_OFFSETS_S:
+                    jobs.append(("disconnect", (preset, offset_s, seed)))
     if "normal" not in skip:
         for preset in presets:
             for rate in RATES_U_H:
@@ -293,7 +337,7 @@ def main(argv=None):
     jobs.sort(key=lambda j: -(j[1][2] * (j[1][1] + 0.3) if j[0] == "normal" else 0))
     results = run_jobs(jobs, args.processes)
     wall_s = time.perf_counter() - started
-    by_kind = {"occlusion": [], "normal": [], "trumpet": []}
+    by_kind = {"occlusion": [], "disconnect": [], "normal": [], "trumpet": []}
     for kind, result in results:
         by_kind[kind].append(result)
 
@@ -313,19 +357,30 @@ def main(argv=None):
                   "released in 10 min after reopening | backed off | runs |",
                   "|---|---|---|---|---|---|---|---|"]
         lines += occlusion_lines(by_kind["occlusion"])
+    if by_kind["disconnect"]:
+        lines += ["", "## Disconnection during a bolus", "",
+                  "The line comes off the site at %s s into a 5 U bolus (1.5 U/min, about "
+                  "4 min with its line tests), seeds %s: a medium-priority alert is the "
+                  "target; delivery goes on." % (
+                      ", ".join(str(o) for o in DISCONNECT_OFFSETS_S),
+                      ", ".join(str(s) for s in OCCLUSION_SEEDS)), "",
+                  "| plant | disconnections in the bolus | alerted | time to alert: median / "
+                  "max | raised an occlusion alarm |", "|---|---|---|---|---|"]
+        lines += disconnect_lines(by_kind["disconnect"])
     if by_kind["normal"]:
         lines += ["", "## False occlusion alarms in normal use", "",
                   "Open line, the basal rate plus three 5 U boluses a day (7:00, 12:00, "
                   "19:00), %d days per rate, as %d-day reservoirs (a new syringe and seed "
                   "each)." % (args.days, RESERVOIR_DAYS), "",
-                  "| plant | basal | days | false alarms |", "|---|---|---|---|"]
+                  "| plant | basal | days | false occlusion alarms | false disconnection "
+                  "alerts |", "|---|---|---|---|---|"]
         for preset in presets:
             for rate in RATES_U_H:
                 runs = [r for r in by_kind["normal"] if (r["preset"], r["rate_u_h"]) == (
                     preset, rate)]
-                lines.append("| %s | %g U/h | %d | %d |" % (
+                lines.append("| %s | %g U/h | %d | %d | %d |" % (
                     preset, rate, sum(r["days"] for r in runs),
-                    sum(r["false_alarms"] for r in runs)))
+                    sum(r["false_alarms"] for r in runs), sum(r["false_alerts"] for r in runs)))
     if by_kind["trumpet"]:
         lines += ["", "## Trumpet curve (plant outflow, second hour on, %d h)" % (
             args.trumpet_hours), "", "| plant | rate | window | Ep(max) | Ep(min) |",

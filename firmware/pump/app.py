@@ -24,7 +24,7 @@ from pump.core.events import EventLog
 from pump.core.health import TaskMonitor, reset_cause_name, was_watchdog_reset
 from pump.core.iob import InsulinCurve
 from pump.core.line_test import BLOCKED
-from pump.core.occlusion import DISCONNECTED, OCCLUDED
+from pump.core.occlusion import OCCLUDED
 from pump.core.reservoir import Reservoir
 from pump.core.safety import DeliveryMonitor
 from pump.core.therapy import BASAL, BOLUS, Settings, Therapy
@@ -100,8 +100,10 @@ class App:
         self._pressure = board.pressure
         self.detector = board.occlusion
         self.line_test = None  # core LineTest: it judges the line by the plunger force
+        self.disconnection = None  # core DisconnectWatch: the line came off in a bolus?
         if board.force_sensor is not None and board.pressure is not None:
             self.line_test = getattr(board, "line_test", None)
+            self.disconnection = getattr(board, "disconnection", None)
         self.position_steps = 0  # the pusher's travel since boot (forward minus back)
         self.force_mn = None  # last good plunger force
         self._force_read_ms = None
@@ -627,8 +629,18 @@ class App:
         force = self.read_force(now)
         if force is None:
             return self._pressure is not None and self._pressure.fault is not None
+        if self.therapy.suspended_at is not None:
+            return False
+        watch = self.disconnection
+        if watch is not None and watch.observe(now, self.position_steps, force, bolus):
+            if self.alarms.find(al.DISCONNECTED) is None:
+                # Delivery goes on (the person checks the site); the pump cannot see the
+                # line put back, so the alert is a one-off, latched until acknowledged.
+                self.alarms.raise_alarm(now, al.DISCONNECTED, force_mn=force,
+                                        drop_mn=watch.drop_now_mn)
+                self.alarms.clear(now, al.DISCONNECTED)
         detector = self.detector
-        if detector is None or self.therapy.suspended_at is not None:
+        if detector is None:
             return False
         verdict = detector.observe(self.position_steps, force, bolus)
         if verdict == OCCLUDED:
@@ -639,8 +651,6 @@ class App:
                 floor_mn=detector.floor_old_mn,
             )
             return True
-        if verdict == DISCONNECTED and self.alarms.find(al.DISCONNECTED) is None:
-            self.alarms.raise_alarm(now, al.DISCONNECTED, force_mn=force)
         return False
 
     def _service_line_test(self, now):
@@ -686,6 +696,8 @@ class App:
             self.detector.reset()
         if self.line_test is not None:
             self.line_test.reset(now, owed_too=moved)
+        if self.disconnection is not None:
+            self.disconnection.reset()
 
     def _check_safety(self, now):
         if self._stalled:

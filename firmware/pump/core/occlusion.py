@@ -1,4 +1,4 @@
-"""Occlusion and disconnection, judged from the plunger force against the volume pushed.
+"""Occlusion, judged from the plunger force against the volume pushed.
 
 Pure logic. The app hands in the force on the plunger (mN) with the pusher's position
 in motor steps, at rest before each pulse train and after it. The force is the line
@@ -19,12 +19,11 @@ friction does two other things, and the detector has one test for each:
   over the newer half is a blocked line (the bend test). Slips only split stretches.
 
 Judging per volume, not per time, makes one rule work at 0.05 U/h and during a bolus.
-A force above ``ceiling_mn`` (no friction is that high) is an occlusion at once, and a
-floor that falls by ``drop_mn`` during a bolus is a disconnected or leaking line.
+A force above ``ceiling_mn`` (no friction is that high) is an occlusion at once.
+A disconnected line is pump/core/disconnect.py's work.
 """
 
 OCCLUDED = "occlusion"
-DISCONNECTED = "disconnected"
 
 # A fall of the force between neighbouring positions larger than this is a slip of the
 # stopper: the slope fits start a new stretch there. Far above the load cell's noise.
@@ -42,19 +41,16 @@ class OcclusionDetector:
     ``window_steps``: travel compared (steps); ``rise_mn``: floor rise that means a
     blocked line (0: off, the ceiling alone); ``ceiling_mn``: force that is an occlusion
     whatever came before;
-    ``drop_mn``: floor fall during a bolus that means the line came off (0: off);
     ``bend_mn``: rise over the newer half beyond the older half's slope that means a
     blocked line (0: off); ``bend_bolus_mn``: the same during a bolus (0: off).
     """
 
-    def __init__(self, window_steps, rise_mn, ceiling_mn, drop_mn=0, bend_mn=0,
-                 bend_bolus_mn=0):
+    def __init__(self, window_steps, rise_mn, ceiling_mn, bend_mn=0, bend_bolus_mn=0):
         if window_steps < 4 or rise_mn < 0 or ceiling_mn <= rise_mn:
             raise ValueError("occlusion detector: bad window or thresholds")
         self.window_steps = window_steps
         self.rise_mn = rise_mn
         self.ceiling_mn = ceiling_mn
-        self.drop_mn = drop_mn
         self.bend_mn = bend_mn
         self.bend_bolus_mn = bend_bolus_mn
         self._max_samples = window_steps + 2  # one per position at most
@@ -87,7 +83,7 @@ class OcclusionDetector:
         self._relief_at = None
 
     def observe(self, position_steps, force_mn, bolus=False, now_ms=None):
-        """Take one sample; returns OCCLUDED, DISCONNECTED or None. ``now_ms`` (optional)
+        """Take one sample; returns OCCLUDED or None. ``now_ms`` (optional)
         lets the slope fits wait for the rubber to settle after a slip."""
         if force_mn >= self.ceiling_mn:
             self._relief_at = self.floor_old_at
@@ -142,8 +138,6 @@ class OcclusionDetector:
             if self.rise_mn and floor_new - floor_old >= self.rise_mn:
                 self._relief_at = self.floor_old_at
                 return OCCLUDED
-            if bolus and self.drop_mn and floor_old - floor_new >= self.drop_mn:
-                return DISCONNECTED
             return None
         half = position_steps - middle
         split = 0
@@ -169,8 +163,6 @@ class OcclusionDetector:
             # The climb steepened about a half window ago: back off to there.
             self._relief_at = middle - half // 2
             return OCCLUDED
-        if bolus and self.drop_mn and floor_old - floor_new >= self.drop_mn:
-            return DISCONNECTED
         return None
 
     def _slipped_in_both(self, split):

@@ -26,6 +26,7 @@ class Board:
         pressure=None,
         occlusion=None,
         line_test=None,
+        disconnection=None,
         watchdog=None,
         battery=None,
         battery_monitor=None,
@@ -48,6 +49,7 @@ class Board:
         self.pressure = pressure  # core PressureSensor: calibration and sensor fault rules
         self.occlusion = occlusion  # core OcclusionDetector tuned for this build
         self.line_test = line_test  # core LineTest: is the line open? (needs the load cell)
+        self.disconnection = disconnection  # core DisconnectWatch: off the site in a bolus?
         self.watchdog = watchdog  # hal Watchdog: started by the App after the self-test
         self.battery = battery  # hal BatteryGauge: read_mv()
         self.battery_monitor = battery_monitor  # core BatteryMonitor with this supply's levels
