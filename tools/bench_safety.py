@@ -1,4 +1,4 @@
-"""`make bench` (safety): occlusion response, false alarms and the trumpet curve on the plant.
+"""`make bench` (safety): occlusion, disconnection, false alarms, trumpet curve.
 
 The real firmware runs on the fakes with the physical plant model
 (host_tests/fakes/plant.py) at a preset of its parameter ranges. For each basal rate
@@ -341,7 +341,7 @@ def main(argv=None):
     for kind, result in results:
         by_kind[kind].append(result)
 
-    lines = ["# Safety benchmark: occlusion, false alarms, trumpet curve", ""]
+    lines = ["# Safety benchmark: occlusion, disconnection, false alarms, trumpet curve", ""]
     lines.append("Made by `make bench` (tools/bench_safety.py): the real firmware on the host "
                  "fakes with the plant model (docs/plant_model.md). Targets: " +
                  "; ".join(TARGETS.values()) + ".")
