@@ -28,6 +28,7 @@ from pump.core.occlusion import OCCLUDED
 from pump.core.reservoir import Reservoir
 from pump.core.safety import DeliveryMonitor
 from pump.core.therapy import BASAL, BOLUS, Settings, Therapy
+from pump.core.units import earliest
 
 _HOUSEKEEPING_MS = 60_000  # the main loop runs at least this often
 
@@ -383,7 +384,7 @@ class App:
         else:
             wake = self.therapy.next_wake_ms(now)
             if test is not None:
-                wake = _earliest(wake, test.next_due_ms())
+                wake = earliest(wake, test.next_due_ms())
         alarm_wake = self.alarms.next_wake_ms(now)
         if alarm_wake is not None and (wake is None or alarm_wake < wake):
             wake = alarm_wake
@@ -394,17 +395,17 @@ class App:
             if wake is None or check < wake:
                 wake = check
         if self.battery_monitor is not None:
-            wake = _earliest(wake, now + self.battery_monitor.ms_until_due(now))
-        wake = _earliest(wake, self._sound_wake_ms)
+            wake = earliest(wake, now + self.battery_monitor.ms_until_due(now))
+        wake = earliest(wake, self._sound_wake_ms)
         if self.keypad is not None:
-            wake = _earliest(wake, self.keypad.next_poll_ms(now))
+            wake = earliest(wake, self.keypad.next_poll_ms(now))
         if self.link is not None:
-            wake = _earliest(wake, self.link.next_wake_ms())
+            wake = earliest(wake, self.link.next_wake_ms())
         if self.ui is not None:
             if self.display_ok:
-                wake = _earliest(wake, self._redraw_due(now))
+                wake = earliest(wake, self._redraw_due(now))
             else:
-                wake = _earliest(wake, self._display_retry_ms)
+                wake = earliest(wake, self._display_retry_ms)
         return wake
 
     def _has_work(self):
@@ -1144,12 +1145,3 @@ class App:
             return
         self._moved = 0
         self._motion = [BACKOFF, 0, steps, self._prime_sps, False]
-
-
-def _earliest(wake, t):
-    """The earlier of two wake-up times, either of which may be None."""
-    if t is None:
-        return wake
-    if wake is None or t < wake:
-        return t
-    return wake

@@ -63,3 +63,11 @@ def test_basal_accumulator_units_make_one_hour_exact():
     m = mechanics()
     # 1 U/h for one hour accrues exactly 1 U worth of step units.
     assert basal_num(1000) * 3_600_000 == 1000 * NU_PER_MU * m.basal_den() // m.nu_per_step
+
+
+def test_earliest_of_two_planned_times_ignores_nothing_planned():
+    from pump.core.units import earliest
+
+    assert earliest(None, None) is None
+    assert earliest(5, None) == 5 and earliest(None, 7) == 7
+    assert earliest(5, 7) == 5 and earliest(9, 7) == 7 and earliest(0, 3) == 0

@@ -18,6 +18,13 @@ _PI_NUM = 355
 _PI_DEN = 113
 
 
+def earliest(a, b):
+    """The earlier of two times (ms), either of which may be None (nothing planned)."""
+    if a is None or (b is not None and b < a):
+        return b
+    return a
+
+
 def step_volume_pl(lead_um, full_steps_per_rev, microsteps, inner_diameter_um):
     """Volume in picolitres pushed by one microstep, rounded to the nearest picolitre.
 

@@ -1,6 +1,7 @@
 """The screen controller: a stack of screens, key events in, a whole frame out."""
 
 from pump.core import keys
+from pump.core.units import earliest
 from pump.ui import screens
 from pump.ui import widgets as w
 
@@ -175,11 +176,11 @@ class Ui:
         if self._flash is not None:
             if now_ms < self._flash_until:
                 p.text(self._flash, 1, 56, True)
-                due = _earliest(due, self._flash_until)
+                due = earliest(due, self._flash_until)
             else:
                 self._flash = None
         if self._in_menus():
-            due = _earliest(due, self.last_key_ms + IDLE_HOME_MS)
+            due = earliest(due, self.last_key_ms + IDLE_HOME_MS)
         self._due = due
         self._seq = self.app.events.seq
         self.needs_redraw = False
@@ -216,11 +217,3 @@ def _stays(screen):
 
 def _pop_screen(ui):
     ui.pop()
-
-
-def _earliest(a, b):
-    if a is None:
-        return b
-    if b is None or a < b:
-        return a
-    return b
