@@ -2,7 +2,7 @@
 
 from support import DEFAULT_PL, mechanics
 
-from pump.core.units import NU_PER_MU, DoseCounter, basal_num, step_volume_pl
+from pump.core.units import NU_PER_MU, DoseCounter, basal_num, earliest, step_volume_pl
 
 
 def test_default_syringe_step_volume_from_geometry():
@@ -66,8 +66,6 @@ def test_basal_accumulator_units_make_one_hour_exact():
 
 
 def test_earliest_of_two_planned_times_ignores_nothing_planned():
-    from pump.core.units import earliest
-
     assert earliest(None, None) is None
     assert earliest(5, None) == 5 and earliest(None, 7) == 7
     assert earliest(5, 7) == 5 and earliest(9, 7) == 7 and earliest(0, 3) == 0
