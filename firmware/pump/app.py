@@ -1062,6 +1062,40 @@ class App:
             return "this pump keeps no settings on flash"
         return self._command(self.persistence.accept_factory_defaults)
 
+    def set_up(self, settings, wall_s):
+        """Setup, on the keys or from the computer: run with ``settings`` (a whole Settings,
+        checked by the caller) and set the clock to ``wall_s`` (seconds since 2000-01-01),
+        in one command. The setup, settings and clock alarms settle; recovery's suspension
+        ends (a person's own suspension stays)."""
+        return self._command(self._set_up, settings, wall_s)
+
+    def _set_up(self, now, settings, wall_s):
+        from pump.core.state import DAY_S, rtc_tuple
+
+        therapy = self.therapy
+        self.monitor.set_limits(settings.max_hour_mu, settings.max_day_mu)
+        self.reservoir.set_low_level(settings.low_reservoir_mu)
+        self.alarms.set_auto_off(settings.auto_off_h)
+        therapy.settings = settings
+        therapy._bolus_sps = therapy._train_rate(settings.bolus_speed_mu_per_min)
+        therapy.iob.set_curve(InsulinCurve(settings.insulin, settings.dia_ms))
+        self.events.emit(now, ev.SETTINGS_CHANGED, setup=1, wall_s=wall_s)
+        therapy.set_clock(now, wall_s % DAY_S * 1000)
+        if self.board.rtc is not None:
+            self.board.rtc.datetime(rtc_tuple(wall_s))
+        persistence = self.persistence
+        if persistence is not None:
+            persistence.settings_ok = True
+            persistence.settings_dirty = True
+            persistence.clock_ok = True
+            persistence.last_wall_s = wall_s
+        for code in (al.CHECK_SETTINGS, al.SET_UP, al.SET_TIME):
+            if self.alarms.find(code) is not None:
+                self.alarms.clear(now, code)
+                self.alarms.acknowledge(now, code)
+        if persistence is not None:
+            persistence.resume_if_recovered(now)
+
     def _apply_settings(self, now, settings):
         """Run with ``settings`` from now on (every module that holds a part of them)."""
         therapy = self.therapy
