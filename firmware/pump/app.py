@@ -51,6 +51,10 @@ _SELF_TEST_POLL_MS = 10  # how often the self-test looks for the load cell's nex
 
 
 class App:
+    # main.py sets it when make flash marked the reset it made (a /reset_planned file): on
+    # the rp2 port that reset reads back as the watchdog's, and is not the pump's fault.
+    reset_planned = False
+
     def __init__(
         self,
         board,
@@ -239,7 +243,7 @@ class App:
             now, ev.BOOT, nu_per_step=self.board.mechanics.nu_per_step, reset_cause=name
         )
         self.events.emit(now, ev.RESET_CAUSE, code=cause, cause=name)
-        if was_watchdog_reset(cause):
+        if was_watchdog_reset(cause) and not self.reset_planned:
             self.alarms.raise_alarm(now, al.RESET, cause=name)
         failures = self.self_test()
         now = self.now_ms()
