@@ -27,7 +27,7 @@ SHELL       := bash
 FIRMWARE_PY := $(shell find firmware -name '*.py' 2>/dev/null | LC_ALL=C sort)
 BOARDS_PY   := $(shell find boards -name '*.py' 2>/dev/null | LC_ALL=C sort)
 TOOLS_PY    := $(shell find tools -name '*.py' 2>/dev/null | LC_ALL=C sort)
-LINT_DIRS   := $(wildcard firmware boards host_tests tools)
+LINT_DIRS   := $(wildcard firmware boards sim host_tests tools)
 # MicroPython runs boot.py and main.py only as source; everything else is
 # precompiled to .mpy.
 ENTRY_PY    := $(wildcard firmware/boot.py firmware/main.py)
@@ -40,7 +40,7 @@ BOARD_FILE  := boards/$(BOARD).py
 help:
 	@echo "Targets (each one sets up $(VENV) from the pinned requirements first):"
 	@echo "  make test       lint + typecheck + host test suite (pytest)"
-	@echo "  make lint       ruff check on firmware, boards, host_tests, tools"
+	@echo "  make lint       ruff check on firmware, boards, sim, host_tests, tools"
 	@echo "  make typecheck  mypy: firmware + boards against the Pico stubs, tools against CPython"
 	@echo "  make build      compile firmware + board to $(BUILD)/ for the Pico (.mpy, manifest.json)"
 	@echo "  make flash      build, copy $(BUILD)/ to the Pico with mpremote, reset it"
@@ -136,9 +136,9 @@ flash: build
 # --- host programs -----------------------------------------------------------
 
 # With a terminal on stdin and stdout, the interactive simulator; without one (CI,
-# </dev/null, a pipe) tools/sim.py runs the headless demo day instead, so it never waits.
+# </dev/null, a pipe) tools/simulate.py runs the headless demo day instead, so it never waits.
 sim: $(STAMP)
-	$(VPY) tools/sim.py $(ARGS)
+	$(VPY) tools/simulate.py $(ARGS)
 
 bench: $(STAMP)
 	$(VPY) tools/bench.py $(ARGS)

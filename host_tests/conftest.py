@@ -1,7 +1,8 @@
 """Shared pytest set-up: import paths, the hardware fakes, and the hypothesis profiles.
 
-pyproject.toml already puts host_tests/, firmware/ and the repository root on sys.path;
-the host tools (pumpsim, scenario) live in tools/, added here.
+`pump` (firmware/pump) and `sim` (the simulator) are installed (pip install -e .);
+pyproject.toml puts host_tests/ and the repository root on sys.path; the host tools
+(scenario, pumpctl, ...) live in tools/, added here.
 """
 
 import os
@@ -14,9 +15,9 @@ TOOLS = os.path.join(ROOT, "tools")
 if TOOLS not in sys.path:
     sys.path.insert(0, TOOLS)
 
-import fakes  # noqa: E402  (host_tests/ is on sys.path through pyproject.toml)
+from sim import hw  # noqa: E402
 
-fakes.install()
+hw.install()
 
 # "ci": fewer examples and no per-example deadline, for shared runners whose speed
 # varies; "dev": more examples on a workstation. HYPOTHESIS_PROFILE overrides both.

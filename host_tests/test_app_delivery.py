@@ -9,14 +9,14 @@ import machine
 import pytest
 import vclock
 
-import pumpsim
 from pump.core import bolus as bolus_mod
 from pump.core import events as ev
 from pump.core.errors import ConfigError
 from pump.core.schedule import TEMP_ABSOLUTE, TEMP_PERCENT, BasalProfile
 from pump.core.therapy import BASAL, BOLUS, Settings
 from pump.hal.stepper import SM_FREQ, delay_for_rate
-from pumpsim import SimPump
+from sim import pump as pumpsim
+from sim.pump import SimPump
 
 MIN = 60_000
 HOUR = 3_600_000
@@ -343,7 +343,7 @@ def test_delay_for_rate_rejects_rates_the_pio_program_cannot_produce(rate, messa
 @pytest.fixture
 def bench_board():
     """The default board file built on fresh fakes, with a driver model on its pins."""
-    pumpsim.fakes.reset()
+    pumpsim.hw.reset()
     module = pumpsim.load_board_module("pico_default")
     board = module.build()
     pins = module.PINS
@@ -401,7 +401,7 @@ _BAD_BOARDS = [
 
 @pytest.mark.parametrize("table, field, value, named", _BAD_BOARDS)
 def test_bad_board_file_fails_at_build_naming_the_field(monkeypatch, table, field, value, named):
-    pumpsim.fakes.reset()
+    pumpsim.hw.reset()
     module = pumpsim.load_board_module("pico_default")
     bad = dict(getattr(module, table))
     if value is None:

@@ -3,13 +3,13 @@ medium-priority alert within seconds, records it, and goes on delivering."""
 
 import pytest
 
-from fakes.plant import PlantParams
 from pump.core import alarms as al
 from pump.core import bolus as bolus_mod
 from pump.core import events as ev
 from pump.core.schedule import BasalProfile
 from pump.core.therapy import Settings
-from pumpsim import SimPump
+from sim.hw.plant import PlantParams
+from sim.pump import SimPump
 from test_app_safety import events_of
 
 SEC = 1000

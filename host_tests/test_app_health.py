@@ -16,7 +16,7 @@ from pump.core.selftest import (
     LOAD_CELL_NO_DATA,
     STUCK_KEY,
 )
-from pumpsim import SimPump
+from sim.pump import SimPump
 
 SEC = 1000
 MIN = 60_000

@@ -8,7 +8,7 @@ from pump.core import bolus as bolus_mod
 from pump.core import events as ev
 from pump.core.schedule import BasalProfile
 from pump.core.therapy import BASAL, BOLUS, Settings
-from pumpsim import SimPump
+from sim.pump import SimPump
 
 MIN = 60_000
 HOUR = 3_600_000

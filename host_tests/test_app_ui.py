@@ -5,8 +5,8 @@ import pytest
 from pump.core import alarms as al
 from pump.core import events as ev
 from pump.core.therapy import BOLUS
-from pumpsim import SimPump
-from test_ui import find_big_text
+from sim.frames import find_big_text
+from sim.pump import SimPump
 
 SEC = 1000
 MIN = 60_000

@@ -19,7 +19,7 @@ from core.support import CoreLoop
 from pump.core import events as ev
 from pump.core.schedule import TEMP_ABSOLUTE, TEMP_PERCENT, BasalProfile
 from pump.core.therapy import BASAL, BOLUS, Settings
-from pumpsim import SimPump
+from sim.pump import SimPump
 
 MIN = 60_000
 HOUR = 3_600_000

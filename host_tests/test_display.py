@@ -6,13 +6,13 @@ import framebuf
 import machine
 import pytest
 
-import fakes
-from fakes import vclock
-from fakes.ssd1306 import SSD1306Device
-from frames import fb_pixels, find_text, from_text, save_png, to_text
 from pump.core.keys import BACK, DOWN, OK, PRESS, REPEAT, UP, Keypad
 from pump.hal.buttons import Buttons
 from pump.hal.ssd1306 import SSD1306
+from sim import hw
+from sim.frames import fb_pixels, find_text, from_text, save_png, to_text
+from sim.hw import vclock
+from sim.hw.ssd1306 import SSD1306Device
 
 ADDR = 0x3C
 PINS = {"up": 10, "down": 11, "ok": 12, "back": 13, "sda": 8, "scl": 9}  # boards/pico_default
@@ -20,7 +20,7 @@ PINS = {"up": 10, "down": 11, "ok": 12, "back": 13, "sda": 8, "scl": 9}  # board
 
 @pytest.fixture
 def clock():
-    return fakes.reset()
+    return hw.reset()
 
 
 def make_buttons():
@@ -74,7 +74,7 @@ def test_any_edge_of_any_key_calls_the_wake_handler_as_a_hard_interrupt(clock):
     woken = []
 
     def wake(pin):
-        woken.append((pin.gpio, fakes.irq.in_hard_irq()))
+        woken.append((pin.gpio, hw.irq.in_hard_irq()))
 
     buttons.on_edge(wake)
     pins[2].drive(0)

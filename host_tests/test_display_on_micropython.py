@@ -249,7 +249,7 @@ def test_fake_framebuf_matches_the_real_one_byte_for_byte():
 def test_driver_with_the_real_framebuf_shows_the_frame_cpython_shows_and_allocates_little():
     """Also: reading the buttons and debouncing them allocates nothing."""
     setup = "import framebuf\n" + DRAWING + PANEL
-    real, out = guest(setup, ALLOCATION, paths=("/input/host_tests/fakes",) + GUEST_PATHS)
+    real, out = guest(setup, ALLOCATION, paths=("/input/sim/hw",) + GUEST_PATHS)
     result = fields(real)
     assert "error" not in result, out
     fake = fields(on_cpython(setup))

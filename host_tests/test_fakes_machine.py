@@ -4,9 +4,9 @@ import errno
 
 import pytest
 
-import fakes
+from sim import hw
 
-fakes.install()
+hw.install()
 
 import machine  # noqa: E402
 import micropython  # noqa: E402
@@ -18,7 +18,7 @@ MS = vclock.NS_PER_MS
 
 @pytest.fixture
 def clock():
-    return fakes.reset()
+    return hw.reset()
 
 
 def test_one_shot_timer_fires_once_and_disarms(clock):

@@ -14,7 +14,7 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # functions: module-level code stores globals, which allocates.
 GUEST = r'''
 import sys
-sys.path.insert(0, "/input/host_tests/fakes")
+sys.path.insert(0, "/input/sim/hw")
 import irq, machine, rp2, vclock
 
 clock = vclock.reset()

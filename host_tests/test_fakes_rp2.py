@@ -2,9 +2,9 @@
 
 import pytest
 
-import fakes
+from sim import hw
 
-fakes.install()
+hw.install()
 
 import machine  # noqa: E402
 import rp2  # noqa: E402
@@ -39,7 +39,7 @@ def step_train():
 
 @pytest.fixture
 def clock():
-    yield fakes.reset()
+    yield hw.reset()
     rp2.FAST_FORWARD = True
 
 
@@ -86,7 +86,7 @@ def test_step_train_exact_edges(clock):
 @pytest.mark.parametrize("freq", [1000000, 125000000, 3000000, 1908])
 def test_fast_forward_gives_the_same_timing(clock, freq):
     def run(fast):
-        fakes.reset()
+        hw.reset()
         rp2.FAST_FORWARD = fast
         done = []
         sm, step = _make_sm(freq=freq, handler=lambda s: done.append(vclock.current().now_ns))

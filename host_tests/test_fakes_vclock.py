@@ -4,9 +4,9 @@ import sys
 
 import pytest
 
-import fakes
+from sim import hw
 
-fakes.install()
+hw.install()
 
 import vclock  # noqa: E402
 
@@ -15,7 +15,7 @@ MS = vclock.NS_PER_MS
 
 @pytest.fixture
 def clock():
-    return fakes.reset()
+    return hw.reset()
 
 
 def test_events_run_in_time_then_scheduling_order(clock):
@@ -109,7 +109,7 @@ def test_install_refuses_a_module_imported_from_elsewhere(monkeypatch):
 
     monkeypatch.setitem(sys.modules, "rp2", types.ModuleType("rp2"))
     with pytest.raises(ImportError):
-        fakes.install()
+        hw.install()
     monkeypatch.undo()
-    fakes.install()
-    assert fakes.rp2.__file__.startswith(fakes.DIR)
+    hw.install()
+    assert hw.rp2.__file__.startswith(hw.DIR)

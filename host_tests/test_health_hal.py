@@ -9,9 +9,9 @@ import sys
 
 import pytest
 
-import fakes
+from sim import hw
 
-fakes.install()
+hw.install()
 
 import machine  # noqa: E402
 import vclock  # noqa: E402
@@ -32,7 +32,7 @@ JOBS = (("basal", 60_000), ("pressure", 10_000), ("battery", 180_000))
 
 @pytest.fixture
 def clock():
-    return fakes.reset()
+    return hw.reset()
 
 
 def now_ms(clock):
@@ -236,7 +236,7 @@ def test_medium_and_low_priority_patterns(clock):
 def test_the_three_priorities_sound_different(clock):
     shapes = {}
     for priority in (bz.LOW, bz.MEDIUM, bz.HIGH):
-        clock = fakes.reset()
+        clock = hw.reset()
         pwm, buzzer = make_buzzer()
         buzzer.play(priority)
         play_for(clock, buzzer, 4_000)

@@ -33,7 +33,7 @@ from pump.hal.watchdog import Watchdog
 
 
 def run_guest(code):
-    stdout, stderr = run_micropython(SETUP + code, ("/input/host_tests/fakes",) + GUEST_PATHS)
+    stdout, stderr = run_micropython(SETUP + code, ("/input/sim/hw",) + GUEST_PATHS)
     return dict(line.split("=", 1) for line in stdout.splitlines() if "=" in line), stdout + stderr
 
 

@@ -49,7 +49,7 @@ def locked(fn, arg):
 def run_pump(code):
     # The fakes' folder first, so `machine` and `rp2` are the fakes (the guest has
     # a builtin `machine` of its own; `micropython` stays the real one).
-    stdout, stderr = run_micropython(PUMP + code, ("/input/host_tests/fakes",) + GUEST_PATHS)
+    stdout, stderr = run_micropython(PUMP + code, ("/input/sim/hw",) + GUEST_PATHS)
     return dict(line.split("=", 1) for line in stdout.splitlines() if "=" in line), stdout + stderr
 
 

@@ -7,7 +7,7 @@ import sys
 import machine
 import micropython
 import pytest
-from usbcdc import UsbCdcPipe
+from sim.hw.usbcdc import UsbCdcPipe
 
 from pump import link as link_mod
 from pump.core import events as ev

@@ -48,7 +48,7 @@ except Exception as exc:
 
 
 def test_the_link_answers_refuses_and_survives_bad_bytes_on_micropython():
-    stdout, _ = run_micropython(GUEST, ("/input/host_tests/fakes",) + GUEST_PATHS)
+    stdout, _ = run_micropython(GUEST, ("/input/sim/hw",) + GUEST_PATHS)
     assert "guest failed" not in stdout, stdout
     assert "ok device=pico-insulin-pump" in stdout
     assert "2 ok time=00:00:" in stdout and "basal_mu_per_h=800" in stdout

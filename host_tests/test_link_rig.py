@@ -1,10 +1,9 @@
 """Test rig (no tests here): a simulated pump with its USB port on a fake pipe, and a host side."""
 
-from usbcdc import UsbCdcPipe
-
-import pumpsim
 from pump.core import protocol as p
 from pump.hal.usb_serial import UsbSerial
+from sim import pump as pumpsim
+from sim.hw.usbcdc import UsbCdcPipe
 
 
 class LinkRig:

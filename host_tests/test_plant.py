@@ -5,9 +5,9 @@ import statistics
 
 import pytest
 
-import fakes
+from sim import hw
 
-fakes.install()
+hw.install()
 
 import vclock  # noqa: E402
 from devices import StepperDriverModel  # noqa: E402
@@ -32,7 +32,7 @@ class Rig:
     """STEP/DIR/EN pins toggled by hand, the plant listening to them."""
 
     def __init__(self, params=None, seed=1, switches=False, **kw):
-        self.clock = fakes.reset()
+        self.clock = hw.reset()
         if switches:
             # End stop to GND with the pull-up on; DIAG read as a plain input.
             kw["end_stop_pin"] = self.end_stop = Pin(5, Pin.IN, Pin.PULL_UP)
@@ -260,7 +260,7 @@ def test_end_stop_pin_is_driven_low_when_the_pusher_is_fully_back():
 
 
 def test_motor_stalls_above_the_stall_force_and_raises_diag():
-    clock = fakes.reset()
+    clock = hw.reset()
     diag = Pin(14, Pin.IN)
     step = Pin(2, Pin.OUT, value=0)
     direction = Pin(3, Pin.OUT, value=1)
@@ -421,7 +421,7 @@ def test_reading_the_load_cell_does_not_change_the_physics():
 
 
 def test_attaches_to_a_stepper_driver_model():
-    clock = fakes.reset()
+    clock = hw.reset()
     step = Pin(2, Pin.OUT, value=0)
     direction = Pin(3, Pin.OUT, value=0)
     en = Pin(4, Pin.OUT, value=0)

@@ -166,7 +166,7 @@ def test_missing_or_malformed_input_exits_2_and_says_why(tmp_path, capsys, setup
 def test_a_history_from_the_pump_log_gives_basal_by_the_hour_and_boluses(tmp_path):
     # The pump logs no record per pulse train: basal comes from its hourly records.
     from pump.core import bolus as bolus_mod
-    from pumpsim import SimPump
+    from sim.pump import SimPump
 
     sim = SimPump(start_ms_of_day=0, event_capacity=400)
     sim.at(90 * 60_000, lambda app: app.bolus(bolus_mod.NORMAL, 2000))

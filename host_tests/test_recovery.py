@@ -9,13 +9,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import recovery_day as rd
-from fakes.flashfs import FlashFS
 from pump.core import alarms as al
 from pump.core import bolus as bolus_mod
 from pump.core.state import OK
 from pump.hal.storage import Storage
-from pumpsim import SimPump
+from sim import recovery_day as rd
+from sim.hw.flashfs import FlashFS
+from sim.pump import SimPump
 
 # `make bench` runs 1000 (tools/bench_recovery.py); CI a few dozen.
 EXAMPLES = int(os.environ.get("PUMP_POWER_CUT_EXAMPLES", "30"))

@@ -192,7 +192,7 @@ def test_runner_exits_2_naming_the_key_and_writes_nothing(tmp_path):
 
 def test_sim_runs_the_bundled_demo(tmp_path):
     out = tmp_path / "demo"
-    result = run_tool("sim.py", "--out", str(out))
+    result = run_tool("simulate.py", "--out", str(out))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "MISMATCH" not in result.stdout
     for name in ("deliveries.csv", "events.jsonl", "summary.json"):

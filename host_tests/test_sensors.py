@@ -6,7 +6,6 @@ import machine
 import pytest
 import sensors
 
-import fakes
 from pump.core.pressure import (
     LOAD_CELL_5KG_COUNTS_PER_N,
     LOAD_CELL_5KG_RATED_MN,
@@ -24,6 +23,7 @@ from pump.hal.fsr import (
     ForceResistor,
 )
 from pump.hal.hx711 import HX711, RAW_MAX, RAW_MIN
+from sim import hw
 
 CPN = LOAD_CELL_5KG_COUNTS_PER_N
 OFFSET = 120_000
@@ -35,7 +35,7 @@ class Rig:
     """HX711 on GP6 (DOUT, pulled up) and GP7 (PD_SCK) with a load cell, as the board wires it."""
 
     def __init__(self, force_n=0.0, gain=128, rate_sps=80, **device_kw):
-        self.clock = fakes.reset()
+        self.clock = hw.reset()
         self.force_n = force_n
         self.dout = machine.Pin(6, machine.Pin.IN, machine.Pin.PULL_UP)
         self.sck = machine.Pin(7, machine.Pin.OUT, value=0)
@@ -234,7 +234,7 @@ def test_overload_is_a_range_fault():
 
 class FsrRig:
     def __init__(self, force_n=0.0, noise_v=0.0):
-        fakes.reset()
+        hw.reset()
         self.force_n = force_n
         adc = machine.ADC(machine.Pin(26))
         self.device = sensors.FsrDevice(adc, lambda: self.force_n, noise_v=noise_v)

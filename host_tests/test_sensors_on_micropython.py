@@ -106,7 +106,7 @@ except Exception as exc:
 
 @pytest.fixture(scope="module")
 def guest():
-    stdout, stderr = run_micropython(RIG + GUEST, ("/input/host_tests/fakes",) + GUEST_PATHS)
+    stdout, stderr = run_micropython(RIG + GUEST, ("/input/sim/hw",) + GUEST_PATHS)
     result = dict(line.split("=", 1) for line in stdout.splitlines() if "=" in line)
     assert "error" not in result, stdout + stderr
     return result, stdout + stderr

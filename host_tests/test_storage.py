@@ -2,11 +2,11 @@
 
 import pytest
 
-from fakes.flashfs import BLOCK, ENOENT, ENOSPC, FlashFS, PowerCut
 from pump.core.schedule import BasalProfile
 from pump.core.state import CORRUPT, MISSING, OK, Checkpoint
 from pump.core.therapy import Settings
 from pump.hal.storage import EventStore, Storage, read_file
+from sim.hw.flashfs import BLOCK, ENOENT, ENOSPC, FlashFS, PowerCut
 
 RECORD = 48
 

@@ -10,7 +10,7 @@ from mpy.wasm import GUEST_PATHS, run_micropython
 
 pytestmark = [pytest.mark.micropython, pytest.mark.slow]
 
-PATHS = GUEST_PATHS + ("/input/host_tests/fakes",)
+PATHS = GUEST_PATHS + ("/input/sim/hw",)
 
 SETUP = """
 import os

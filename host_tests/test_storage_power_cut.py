@@ -14,10 +14,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fakes.flashfs import FlashFS, PowerCut
 from pump.core.state import CORRUPT, OK, Checkpoint
 from pump.core.therapy import Settings
 from pump.hal.storage import Storage
+from sim.hw.flashfs import FlashFS, PowerCut
 
 SEGMENTS = 3
 SEGMENT_BYTES = 4 * 48  # small segments, so rotation happens within the workload

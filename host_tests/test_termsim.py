@@ -10,9 +10,9 @@ import pytest
 TOOLS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools")
 sys.path.insert(0, TOOLS)
 
-import sim  # noqa: E402
+import simulate  # noqa: E402
 import termsim  # noqa: E402
-from pumpsim import SimPump  # noqa: E402
+from sim.pump import SimPump  # noqa: E402
 
 
 class WallClock:
@@ -240,9 +240,9 @@ def test_make_sim_runs_the_terminal_only_on_a_terminal():
         return parsed
 
     tty, pipe = Stream(True), Stream(False)
-    assert sim.interactive(args(), tty, tty)
-    assert not sim.interactive(args(), pipe, tty)  # make sim </dev/null
-    assert not sim.interactive(args(), tty, pipe)  # make sim | less, CI logs
-    assert not sim.interactive(args("scenario"), tty, tty)  # make sim ARGS=day.toml
-    assert not sim.interactive(args("out"), tty, tty)
-    assert not sim.interactive(args("headless"), tty, tty)
+    assert simulate.interactive(args(), tty, tty)
+    assert not simulate.interactive(args(), pipe, tty)  # make sim </dev/null
+    assert not simulate.interactive(args(), tty, pipe)  # make sim | less, CI logs
+    assert not simulate.interactive(args("scenario"), tty, tty)  # make sim ARGS=day.toml
+    assert not simulate.interactive(args("out"), tty, tty)
+    assert not simulate.interactive(args("headless"), tty, tty)

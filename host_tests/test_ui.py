@@ -3,7 +3,6 @@ screen, redraw timing; and the rig the workflow tests drive the screens with."""
 
 import framebuf
 
-import frames
 from pump.core import alarms as al
 from pump.core import keys
 from pump.core.schedule import BasalProfile
@@ -11,7 +10,9 @@ from pump.core.therapy import Settings
 from pump.ui import text, widgets
 from pump.ui import ui as ui_mod
 from pump.ui.ui import Ui
-from pumpsim import SimPump
+from sim import frames
+from sim.frames import find_big_text, read_lines
+from sim.pump import SimPump
 
 MIN = 60_000
 HOUR = 3_600_000
@@ -101,71 +102,6 @@ class Rig:
             "clock_set", "reservoir_loaded", "primed",
         }
         return [e for _t, e, _f in self.events() if e in therapy]
-
-
-# ----- reading text back from the pixels -----
-
-
-def _glyphs():
-    table = {}
-    for code in range(33, 127):
-        for inverted in (False, True):
-            rows = frames.text_pixels(chr(code), inverted)
-            table[tuple(sum(p << x for x, p in enumerate(row)) for row in rows)] = chr(code)
-    return table
-
-
-_GLYPHS = None
-
-
-def read_lines(pixels):
-    """The texts drawn at 8x8 (lit or on a lit bar), as 'x,y: text', by matching glyphs."""
-    global _GLYPHS
-    if _GLYPHS is None:
-        _GLYPHS = _glyphs()
-    masks = [sum(p << x for x, p in enumerate(row)) for row in pixels]
-    width = len(pixels[0])
-    found = []
-    for y in range(len(pixels) - 7):
-        x = 0
-        while x <= width - 8:
-            run = ""
-            cx = x
-            while cx <= width - 8:
-                cell = tuple((masks[y + j] >> cx) & 0xFF for j in range(8))
-                ch = _GLYPHS.get(cell)
-                if ch is None:
-                    if cell == (0,) * 8 or cell == (0xFF,) * 8:
-                        ch = " "
-                    else:
-                        break
-                if ch == " " and not run:
-                    break
-                run += ch
-                cx += 8
-            run = run.rstrip()
-            if len(run) >= 2:
-                found.append("%d,%d: %s" % (x, y, run))
-                x = cx
-            else:
-                x += 1
-    return found
-
-
-def find_big_text(pixels, words, scale):
-    """Where ``words`` is drawn at ``scale`` times the 8x8 font (dark background)."""
-    small = frames.text_pixels(words)
-    big = [[p for p in row for _ in range(scale)] for row in small for _ in range(scale)]
-    needle = [sum(p << x for x, p in enumerate(row)) for row in big]
-    width = len(big[0])
-    cell = (1 << width) - 1
-    screen = [sum(p << x for x, p in enumerate(row)) for row in pixels]
-    hits = []
-    for y in range(len(pixels) - len(big) + 1):
-        for x in range(len(pixels[0]) - width + 1):
-            if all((screen[y + j] >> x) & cell == needle[j] for j in range(len(big))):
-                hits.append((x, y))
-    return hits
 
 
 # ----- tests -----

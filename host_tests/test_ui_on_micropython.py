@@ -10,7 +10,9 @@ from mpy.wasm import GUEST_PATHS, run_micropython
 
 pytestmark = pytest.mark.micropython
 
-FAKES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fakes")
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+FAKES = os.path.join(ROOT, "sim", "hw")
 
 # Run by both interpreters: the real firmware and board file on the host fakes, the screens
 # on a framebuf, a normal bolus of 0.10 U walked from home by key events.
@@ -88,8 +90,8 @@ def _run_on_cpython():
     import contextlib
     import io
 
-    guest_helpers = os.path.join(os.path.dirname(FAKES), "mpy")
-    boards = os.path.join(os.path.dirname(os.path.dirname(FAKES)), "boards")
+    guest_helpers = os.path.join(ROOT, "sim", "mpy")
+    boards = os.path.join(ROOT, "boards")
     for folder in (FAKES, boards, guest_helpers):
         if folder not in sys.path:
             sys.path.insert(0, folder)
@@ -103,7 +105,7 @@ def test_normal_bolus_from_home_draws_the_same_frame_as_cpython_and_allocates_li
     guest = "try:\n" + "".join("    " + line + "\n" for line in WORKFLOW.splitlines()) + (
         "except Exception as err:\n    print('error=%r' % (err,))\n"
     )
-    stdout, stderr = run_micropython(guest, ("/input/host_tests/fakes",) + GUEST_PATHS)
+    stdout, stderr = run_micropython(guest, ("/input/sim/hw",) + GUEST_PATHS)
     mpy = _parse(stdout)
     assert "error" not in mpy, stdout + stderr
     host = _run_on_cpython()
@@ -119,7 +121,7 @@ def test_normal_bolus_from_home_draws_the_same_frame_as_cpython_and_allocates_li
 @pytest.mark.slow
 def test_every_redraw_of_the_walk_allocates_under_1_kb_and_waits_under_20_ms():
     """tools/bench_ui.py's walk: the figures docs/bench/ui.md reports, held to the targets."""
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(FAKES)), "tools"))
+    sys.path.insert(0, os.path.join(ROOT, "tools"))
     import bench_ui
 
     rows = bench_ui.run_guest()

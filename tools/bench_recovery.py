@@ -1,6 +1,6 @@
 """`make bench`: flash writes of a typical day, flash life, boot to basal, and power cuts.
 
-Runs the firmware on the fake flash (host_tests/fakes/flashfs.py, littlefs semantics and
+Runs the firmware on the fake flash (sim/hw/flashfs.py, littlefs semantics and
 wear count) and writes docs/bench/recovery.md:
 
 * a typical day (1 U/h basal, 6 boluses of 4 U at 1.5 U/min, 2 temp basals, a settings
@@ -19,12 +19,10 @@ import random
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from sim.pump import SimPump
 
-from pumpsim import SimPump  # puts firmware/ and host_tests/ on sys.path
-
-import recovery_day as rd
-from fakes.flashfs import FlashFS
+from sim import recovery_day as rd
+from sim.hw.flashfs import FlashFS
 
 from pump.core import bolus as bolus_mod
 from pump.core.schedule import TEMP_PERCENT

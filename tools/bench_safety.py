@@ -1,7 +1,7 @@
 """`make bench` (safety): occlusion, disconnection, false alarms, trumpet curve.
 
 The real firmware runs on the fakes with the physical plant model
-(host_tests/fakes/plant.py) at a preset of its parameter ranges. For each basal rate
+(sim/hw/plant.py) at a preset of its parameter ranges. For each basal rate
 and for a 5 U bolus the line is occluded; the table gives the time to the alarm, the
 insulin the record counts that never reached the body by then, the line pressure at
 the alarm, and the volume that reaches the body in the 10 minutes after the line is
@@ -17,11 +17,9 @@ import platform
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from sim.pump import SimPump
 
-from pumpsim import SimPump  # puts firmware/ and the fakes on sys.path
-
-from fakes.plant import PlantParams
+from sim.hw.plant import PlantParams
 import plot
 
 from pump.core import alarms as al

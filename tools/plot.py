@@ -17,9 +17,6 @@ import os
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-for _path in (os.path.join(ROOT, "firmware"),):
-    if _path not in sys.path:
-        sys.path.insert(0, _path)
 
 from pump.core.iob import FULL, HOUR_MS, RAPID_ACTING, InsulinCurve
 

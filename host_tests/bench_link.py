@@ -1,21 +1,19 @@
 """`make bench`, the link: 10,000 random and 10,000 mutated frames through the pump's decoder
-and dispatcher (host_tests/test_link_fuzz.py), with the rate; nothing may raise or change
-therapy."""
+and dispatcher (the fuzz of test_link_fuzz.py at benchmark size), with the rate; nothing may
+raise or change therapy. Run as a script: ``python host_tests/bench_link.py`` (tools/bench.py
+does)."""
 
 import os
 import sys
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), "host_tests"))
-sys.path.insert(0, HERE)
-
-import pumpsim  # noqa: F401  (firmware/ and the fakes on sys.path)
 
 EXAMPLES = int(os.environ.get("LINK_FUZZ_EXAMPLES", "10000"))
 
 
 def bench(examples=EXAMPLES):
     """Run the fuzz; returns its figures (frames, seconds, frames_per_s, held_then_rejected)."""
+    from sim import hw
+
+    hw.install()  # as conftest.py does: machine, rp2, ... are the fakes
     from test_link_fuzz import run_fuzz
 
     return run_fuzz(examples)

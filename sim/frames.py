@@ -1,8 +1,12 @@
-"""Screen frames in tests: pixels as text art, finding text on screen, PNG snapshots.
+"""Screen frames: pixels as text art, finding text on screen, PNG snapshots.
 
 A frame is a list of rows, each a list of 0/1 ints, top row first: what the fake
 SSD1306 shows (``SSD1306Device.pixels()``) or what a framebuf holds (``fb_pixels``).
 """
+
+from sim import hw
+
+hw.install()  # framebuf: the stand-in on CPython, the builtin under MicroPython
 
 import framebuf
 
@@ -78,3 +82,68 @@ def save_png(pixels, path, scale=4, lit=(120, 200, 255), dark=(8, 10, 16)):
         image = image.resize((width * scale, height * scale), Image.NEAREST)
     image.save(path, "PNG")
     return path
+
+
+# ----- reading text back from the pixels -----
+
+
+def _glyphs():
+    table = {}
+    for code in range(33, 127):
+        for inverted in (False, True):
+            rows = text_pixels(chr(code), inverted)
+            table[tuple(sum(p << x for x, p in enumerate(row)) for row in rows)] = chr(code)
+    return table
+
+
+_GLYPHS = None
+
+
+def read_lines(pixels):
+    """The texts drawn at 8x8 (lit or on a lit bar), as 'x,y: text', by matching glyphs."""
+    global _GLYPHS
+    if _GLYPHS is None:
+        _GLYPHS = _glyphs()
+    masks = [sum(p << x for x, p in enumerate(row)) for row in pixels]
+    width = len(pixels[0])
+    found = []
+    for y in range(len(pixels) - 7):
+        x = 0
+        while x <= width - 8:
+            run = ""
+            cx = x
+            while cx <= width - 8:
+                cell = tuple((masks[y + j] >> cx) & 0xFF for j in range(8))
+                ch = _GLYPHS.get(cell)
+                if ch is None:
+                    if cell == (0,) * 8 or cell == (0xFF,) * 8:
+                        ch = " "
+                    else:
+                        break
+                if ch == " " and not run:
+                    break
+                run += ch
+                cx += 8
+            run = run.rstrip()
+            if len(run) >= 2:
+                found.append("%d,%d: %s" % (x, y, run))
+                x = cx
+            else:
+                x += 1
+    return found
+
+
+def find_big_text(pixels, words, scale):
+    """Where ``words`` is drawn at ``scale`` times the 8x8 font (dark background)."""
+    small = text_pixels(words)
+    big = [[p for p in row for _ in range(scale)] for row in small for _ in range(scale)]
+    needle = [sum(p << x for x, p in enumerate(row)) for row in big]
+    width = len(big[0])
+    cell = (1 << width) - 1
+    screen = [sum(p << x for x, p in enumerate(row)) for row in pixels]
+    hits = []
+    for y in range(len(pixels) - len(big) + 1):
+        for x in range(len(pixels[0]) - width + 1):
+            if all((screen[y + j] >> x) & cell == needle[j] for j in range(len(big))):
+                hits.append((x, y))
+    return hits

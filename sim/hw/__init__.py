@@ -1,4 +1,6 @@
-"""Stateful hardware fakes for host tests; install() makes machine, rp2, micropython the fakes.
+"""The hardware models (fakes) the firmware runs on in the simulator and the host tests.
+
+``install()`` makes machine, rp2, micropython, ... these fakes; ``reset()`` starts afresh.
 
 The firmware's `time` module is not replaced: the firmware receives a clock
 object by injection, and `vclock.current()` (a VirtualClock) provides
@@ -7,7 +9,7 @@ ticks_ms/ticks_us/ticks_diff/ticks_add/sleep_ms/time/localtime for it.
 Each fake is a top-level module in this directory (`vclock`, `irq`,
 `machine`, `rp2`, `micropython`, `devices`) so the same files import under
 real MicroPython with the directory on sys.path. After install() they are
-also reachable as `fakes.vclock`, `fakes.machine`, ... (the same objects).
+also reachable as `sim.hw.vclock`, `sim.hw.machine`, ... (the same objects).
 `framebuf` is a CPython stand-in only: under MicroPython the builtin one is used.
 """
 
@@ -34,7 +36,7 @@ def install():
         if module is not None and not _is_fake(module):
             # e.g. a namespace package made by the PyPI MicroPython stubs.
             raise ImportError(
-                "module {!r} was imported from {!r} before fakes.install()".format(
+                "module {!r} was imported from {!r} before sim.hw.install()".format(
                     name, getattr(module, "__file__", None) or getattr(module, "__path__", None)
                 )
             )

@@ -1,7 +1,7 @@
 """`make sim`: the pump in the terminal, or (without one) the demo day, printed.
 
-    .venv/bin/python tools/sim.py [--board NAME] [--start HH:MM] [--speed 1|60|3600]
-    .venv/bin/python tools/sim.py [SCENARIO.toml] [--out DIR] [--headless]
+    .venv/bin/python tools/simulate.py [--board NAME] [--start HH:MM] [--speed 1|60|3600]
+    .venv/bin/python tools/simulate.py [SCENARIO.toml] [--out DIR] [--headless]
 
 With a terminal on stdin and stdout and no scenario named, it runs the interactive
 simulator (tools/termsim.py; the options above go to it). Otherwise, as in CI or with
@@ -12,8 +12,6 @@ prints a report, so it never waits for keys nobody can press.
 import argparse
 import os
 import sys
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import scenario as runner
 

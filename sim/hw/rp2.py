@@ -460,7 +460,7 @@ _state = _State()
 
 
 def reset_fakes():
-    """Forget state machines, loaded programs and IRQ flags (used by fakes.reset())."""
+    """Forget state machines, loaded programs and IRQ flags (used by sim.hw.reset())."""
     for sm in list(_state.sms.values()):
         sm._cancel_event()
     _state.__init__()

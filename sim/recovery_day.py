@@ -6,13 +6,13 @@ cancelled, and two settings changes, in 10 simulated minutes. ``cut_day(op)`` ru
 the power cut at flash operation ``op``; ``check(sim)`` judges what the pump did after.
 """
 
-from fakes.flashfs import FlashFS
 from pump.core import bolus as bolus_mod
 from pump.core.schedule import TEMP_PERCENT, BasalProfile
 from pump.core.state import OK
 from pump.core.therapy import BOLUS, Settings
 from pump.hal.storage import Storage
-from pumpsim import SimPump
+from sim.hw.flashfs import FlashFS
+from sim.pump import SimPump
 
 MIN_MS = 60_000
 START_MS_OF_DAY = 8 * 3_600_000

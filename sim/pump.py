@@ -2,25 +2,22 @@
 
 import importlib.util
 import os
-import sys
+
+from sim import hw
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-for _path in (os.path.join(ROOT, "firmware"), os.path.join(ROOT, "host_tests")):
-    if _path not in sys.path:
-        sys.path.insert(0, _path)
 
-import fakes
-
-fakes.install()
+hw.install()
 
 import machine  # the fake
 import rp2  # the fake
-from fakes import vclock
-from fakes.flashfs import PowerCut
-from fakes.devices import StepperDriverModel
-from fakes.plant import OutflowRecorder, Plant, PlantParams
-from fakes.sensors import HX711Device
-from fakes.ssd1306 import SSD1306Device
+
+from sim.hw import vclock
+from sim.hw.devices import StepperDriverModel
+from sim.hw.flashfs import PowerCut
+from sim.hw.plant import OutflowRecorder, Plant, PlantParams
+from sim.hw.sensors import HX711Device
+from sim.hw.ssd1306 import SSD1306Device
 
 from pump.app import App
 from pump.core.events import EventLog
@@ -67,7 +64,7 @@ class SimPump:
         flash=None,
         line_test=True,
     ):
-        fakes.reset()
+        hw.reset()
         self.clock = vclock.current()
         self.board_module = load_board_module(board)
         self.board = self.board_module.build()
@@ -94,7 +91,7 @@ class SimPump:
             en_active_low=mech.get("enable_active_low", True),
             dir_forward_level=mech.get("dir_forward_level", 1),
         )
-        # The physics behind the pins: syringe, line and load cell (host_tests/fakes/plant.py).
+        # The physics behind the pins: syringe, line and load cell (sim/hw/plant.py).
         params = plant_params or PlantParams.typical()
         fill_ul = mech.get("reservoir_ul", 3000)
         # Filled to its 3 mL mark, a syringe's barrel still runs on behind the stopper: the
@@ -310,13 +307,13 @@ class SimPump:
 
     def screen_text(self):
         """The texts on the panel, one 'x,y: text' line each."""
-        from test_ui import read_lines
+        from sim.frames import read_lines
 
         return "\n".join(read_lines(self.display.pixels()))
 
     def screen_png(self, path, scale=4):
         """Save what the panel shows as a PNG."""
-        import frames
+        from sim import frames
 
         return frames.save_png(self.display.pixels(), path, scale)
 

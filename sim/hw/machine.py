@@ -54,7 +54,7 @@ _state = _State()
 
 
 def reset_fakes():
-    """Forget every pin, bus, watchdog and recorded reset (used by fakes.reset())."""
+    """Forget every pin, bus, watchdog and recorded reset (used by sim.hw.reset())."""
     _state.__init__()
 
 
