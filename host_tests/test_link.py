@@ -7,12 +7,12 @@ import sys
 import machine
 import micropython
 import pytest
-from sim.hw.usbcdc import UsbCdcPipe
 
 from pump import link as link_mod
 from pump.core import events as ev
 from pump.core import protocol as p
 from pump.hal.usb_serial import UsbSerial
+from sim.hw.usbcdc import UsbCdcPipe
 from test_link_rig import LinkRig
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -152,11 +152,36 @@ def test_one_change_waits_at_a_time(rig):
     assert busy.status == p.ERR and busy.fields["code"] == p.E_BUSY
 
 
-def test_the_refusal_of_a_confirmed_change_is_reported(rig):
-    ident = int(rig.last("bolus", 12_000).fields["id"])  # above the max bolus (10 U)
+def test_a_change_the_pump_would_refuse_is_refused_at_once_with_the_reason(rig):
+    before = therapy_snapshot(rig.app)
+    cases = (
+        (("bolus", 12_000), "bolus 12.00 U is above the max bolus 10.00 U"),
+        (("temp", "rate", 5000, 60), "above the max basal 3.00 U/h"),
+        (("settings_put", "active_profile=3"), "there is no profile 3"),
+        (("settings_put", "max_basal=500"), "profile Standard has 0.80 U/h, above that max"),
+    )
+    for request, reason in cases:
+        answer = rig.last(*request)
+        assert answer.status == p.ERR and answer.fields["code"] == p.E_REFUSED, request
+        assert reason in answer.fields["msg"], (request, answer.fields["msg"])
+        assert rig.link.held is None and "USB:" not in rig.screen()
+        assert rig.events(ev.REFUSED)[-1][3]["reason"] == answer.fields["msg"]
+    assert therapy_snapshot(rig.app) == before
+
+
+def test_the_max_bolus_is_the_reason_even_when_the_hourly_limit_is_lower(rig):
+    assert rig.app.set_insulin_limits(2_000, 20_000) is None  # 2 U an hour
+    answer = rig.last("bolus", 12_000)
+    assert answer.fields["code"] == p.E_REFUSED and "max bolus" in answer.fields["msg"]
+    assert not [e for e in rig.events(ev.ALARM) if e[3]["code"] == "over_limit_request"]
+
+
+def test_a_change_the_pump_refuses_once_confirmed_is_reported(rig):
+    ident = int(rig.last("bolus", 2000).fields["id"])
+    assert rig.app.suspend() is None  # things moved on while the change waited
     rig.sim.press("OK")
     status = rig.last("confirm_status", ident).fields
-    assert status["state"] == "refused" and "max" in status["reason"]
+    assert status["state"] == "refused" and "suspended" in status["reason"]
     assert rig.app.therapy.bolus is None
     assert "Not done" in rig.screen()
 
@@ -181,9 +206,9 @@ def test_settings_put_applies_every_key_or_none(rig):
     assert (s.max_bolus_mu, s.increment_mu, s.active_profile) == (10010, 10, 1)
     assert s.profiles[1].name == "Work day" and s.profiles[1].segments == [(0, 700), (13, 1250)]
     before = therapy_snapshot(rig.app)
-    ident = int(rig.last("settings_put", "max_bolus=5000", "max_basal=1000").fields["id"])
-    rig.sim.press("OK")  # profile 1 runs 1.25 U/h: above that max basal, in every order
-    assert rig.last("confirm_status", ident).fields["state"] == "refused"
+    answer = rig.last("settings_put", "max_bolus=5000", "max_basal=1000")
+    # Profile 1 runs 1.25 U/h: above that max basal in every order; nothing is held.
+    assert answer.fields["code"] == p.E_REFUSED and "Work day" in answer.fields["msg"]
     assert therapy_snapshot(rig.app) == before
 
 

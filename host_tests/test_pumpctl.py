@@ -206,7 +206,7 @@ def test_no_device_timeout_wrong_device_and_refusal_are_one_line_errors(sim, tmp
     link = sim()
     code, _, err_text = run(link, "bolus", "30")  # above the protocol's 25 U ceiling
     assert code == pumpctl.EXIT_REFUSED
-    assert err_text.count("\n") == 1 and "bad_args" in err_text and "25000" in err_text
+    assert err_text.count("\n") == 1 and "bad_args" in err_text and "25.000 U" in err_text
 
 
 def test_settings_split_into_requests_that_each_fit_a_line():

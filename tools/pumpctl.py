@@ -1,7 +1,8 @@
 """pumpctl: talk to the pump over its USB serial port (a Pico, or the simulator's pty).
 
     pumpctl [--port PORT | --sim PTY] status | version | hash | history | settings get |
-            settings put FILE.toml | time sync | bolus U | temp-basal ... | watch
+            settings put FILE.toml | setup [FILE.toml] | time sync | bolus U |
+            temp-basal ... | watch
 
 Every change that touches therapy waits until the person confirms it on the pump
 (OK on its confirm screen, within 60 s). Exit codes: 0 done, 2 usage, 3 no device,
@@ -410,6 +411,88 @@ def cmd_time(client, args, out):
     return EXIT_OK
 
 
+# ----- setup: the whole settings and the clock, one OK on the pump ----------------------
+
+# Settings only setup takes (beyond settings put's): file key -> (wire key, scale to wire units)
+SETUP_EXTRA = {
+    "max_hour": ("max_hour", 1000),  # U in any hour
+    "max_day": ("max_day", 1000),  # U in any day
+    "low_reservoir": ("low_reservoir", 1000),  # U left that warns
+    "auto_off": ("auto_off", 1),  # hours without a key press, 0 = off
+}
+
+
+def setup_pairs(wanted):
+    """A settings file's values as setup_put (key, value) pairs in wire units."""
+    pairs = wire_settings({k: v for k, v in wanted.items() if k not in SETUP_EXTRA})
+    for key, (wire, scale) in SETUP_EXTRA.items():
+        if key in wanted:
+            value = float(wanted[key]) * scale
+            if value != value or value in (float("inf"), float("-inf")) or value < 0:
+                raise ValueError("%s must be a number of 0 or more" % key)
+            if scale == 1 and value != int(value):
+                raise ValueError("%s is a whole number of hours" % key)
+            pairs.append((wire, int(round(value))))
+    return pairs
+
+
+def pack_setup(pairs):
+    """setup_put requests (lists of key=value tokens) that each fit one line; a profile too
+    long for one line goes on over several (each part after the first continues it)."""
+    tokens = []
+    for key, value in pairs:
+        text = str(value)
+        if key.startswith("basal") and len(p.encode_request(p.MAX_SEQ, "setup_put",
+                                                            "%s=%s" % (key, text))) > 200:
+            segments = text.split(",")
+            while segments:
+                part = []
+                while segments and len(",".join(part + segments[:1])) < 160:
+                    part.append(segments.pop(0))
+                tokens.append("%s=%s" % (key, ",".join(part)))
+        else:
+            tokens.append("%s=%s" % (key, p.quote(text)))
+    requests = []
+    current = []
+    for token in tokens:
+        trial = current + [token]
+        if current and (len(p.encode_request(p.MAX_SEQ, "setup_put", *trial))
+                        > p.MAX_REQUEST_LINE or token.split("=")[0] in
+                        [t.split("=")[0] for t in current]):
+            requests.append(current)
+            trial = [token]
+        current = trial
+    if current:
+        requests.append(current)
+    return requests
+
+
+def cmd_setup(client, args, out):
+    if args.file:
+        import tomllib
+
+        try:
+            with open(args.file, "rb") as f:
+                wanted = tomllib.load(f)
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise PumpError(EXIT_USAGE, "cannot read %s: %s" % (args.file, exc)) from None
+        try:
+            pairs = setup_pairs(wanted)
+        except (TypeError, ValueError, KeyError, AttributeError) as exc:
+            raise PumpError(EXIT_USAGE, "%s: bad value: %s" % (args.file, exc)) from None
+        out.write("Setting the pump up with %s and this computer's clock.\n" % args.file)
+    else:
+        pairs = []
+        out.write("Setting the pump up with the factory settings and this computer's clock.\n")
+    for tokens in pack_setup(pairs):
+        client.request("setup_put", *tokens)  # staged on the pump; refused at once if bad
+    now = args.now() if args.now is not None else datetime.datetime.now()
+    stamp = now.strftime("%Y-%m-%dT%H:%M:%S")
+    client.change("setup", stamp, on_pending=_say_pending(out))
+    out.write("The pump is set up (clock %s, plus the time until OK).\n" % stamp.replace("T", " "))
+    return EXIT_OK
+
+
 def cmd_bolus(client, args, out):
     amount = mu(args.units)
     client.change("bolus", amount, on_pending=_say_pending(out))
@@ -475,6 +558,11 @@ def build_parser():
     s.add_argument("--yes", action="store_true", help="send without asking (still confirmed "
                    "on the pump)")
     s.set_defaults(run=cmd_settings)
+    s = sub.add_parser("setup", help="set the pump up: settings (factory, or FILE.toml) and "
+                       "this computer's clock, applied with one OK on the pump")
+    s.add_argument("file", nargs="?", help="settings as settings get writes them, plus "
+                   "max_hour, max_day, low_reservoir (U) and auto_off (h)")
+    s.set_defaults(run=cmd_setup)
     s = sub.add_parser("time", help="time sync: set the pump's clock to this computer's")
     s.add_argument("action", choices=("sync",))
     s.set_defaults(run=cmd_time)

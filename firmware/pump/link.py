@@ -5,14 +5,17 @@ A request that changes therapy is never carried out from the wire: it is held, s
 on the pump's screen, and carried out only when the person presses OK there within
 CONFIRM_MS; BACK rejects it, and one change waits at a time. Bad input is answered
 with an error and changes nothing. Every request and every outcome is an event.
-The main loop calls ``service(now_ms)``; the confirm screen calls ``confirm`` and
-``reject`` (pump/ui/remote.py).
+A change the pump would refuse (above the max bolus, a profile that does not exist, ...)
+is refused at once with the reason, before anyone is asked (pump/link_change.py).
+``setup_put`` stages settings for ``setup``, which applies them with the clock once
+confirmed. The main loop calls ``service(now_ms)``; the confirm screen calls ``confirm``
+and ``reject`` (pump/ui/remote.py).
 """
 
-from pump.core import bolus as bolus_mod
+import sys
+
 from pump.core import events as ev
 from pump.core import protocol as p
-from pump.core.schedule import TEMP_ABSOLUTE, TEMP_PERCENT
 
 DEVICE = "pico-insulin-pump"  # the name the host's handshake expects
 FIRMWARE_VERSION = "0.1.0"
@@ -30,19 +33,34 @@ REJECTED = "rejected"  # the person pressed BACK
 EXPIRED = "expired"  # not confirmed within CONFIRM_MS
 CANCELLED = "cancelled"  # its screen went away unanswered
 
-_SETTINGS_GROUPS = ("options", "limits", "profiles", "select")
+_MAX_STAGED_SEGMENTS = 48  # per profile, over all setup_put requests
 
 
 class HeldChange:
-    """A therapy change waiting for the person: ``id``, the Request, and its fate."""
+    """A therapy change waiting for the person: ``id``, the Request, and its fate.
+    ``received_ms``: when it came (a clock sent with it is applied plus the wait);
+    ``settings``: a setup's settings, built and checked when it came."""
 
-    def __init__(self, ident, request, expires_ms):
+    def __init__(self, ident, request, now):
         self.id = ident
         self.request = request
         self.command = request.command
-        self.expires_ms = expires_ms
+        self.received_ms = now
+        self.expires_ms = now + CONFIRM_MS
         self.state = HELD
         self.reason = None
+        self.settings = None
+
+
+def _changes():
+    """pump/link_change, loaded for one change and let go after (see _release)."""
+    from pump import link_change
+
+    return link_change
+
+
+def _release():
+    sys.modules.pop("pump.link_change", None)
 
 
 class Link:
@@ -55,6 +73,7 @@ class Link:
         self.held = None  # type: HeldChange | None  # the change waiting for confirmation
         self.finished = []  # recent HeldChanges, oldest first
         self.screen = None  # the confirm screen while it is shown
+        self.draft = None  # settings staged by setup_put for the next setup, or None
         self._next_id = 1
 
     # ----- main loop ----------------------------------------------------------------
@@ -126,7 +145,11 @@ class Link:
     def _read_only(self, req, now):
         command = req.command
         if command == p.HELLO or command == "version":
+            if command == p.HELLO:
+                self.draft = None  # a new session stages its own setup
             self._ok(req.seq, self.version_fields(), now, command)
+        elif command == "setup_put":
+            self._stage(req, now)
         elif command == "status":
             self._ok(req.seq, self.status_fields(now), now, command)
         elif command == "settings":
@@ -270,6 +293,12 @@ class Link:
             fields.append(("reason", change.reason))
         self._ok(seq, fields, now, "confirm_status")
 
+    def describe(self, change):
+        """What ``change`` would do, on one line in a person's units (a host's prompt)."""
+        from pump.ui import remote
+
+        return remote.summary(self.app, change, self.draft)
+
     def find(self, ident):
         """The held or recently finished change with this id, or None."""
         if self.held is not None and self.held.id == ident:
@@ -278,6 +307,27 @@ class Link:
             if change.id == ident:
                 return change
         return None
+
+    def _stage(self, req, now):
+        """setup_put: settings for the next setup, checked as a whole only by setup. A
+        profile's segments may come over several requests: a basalN whose first segment
+        is after 00:00 goes on from the one staged."""
+        draft = dict(self.draft or {})
+        for key, value in req.args.items():
+            if key[:5] == "basal" and value[0][0] != 0:
+                staged = draft.get(key)
+                if staged is None or staged[-1][0] >= value[0][0]:
+                    self._err(req.seq, p.E_BAD_ARGS, "%s does not go on from a profile staged "
+                              "before it" % key, now, "setup_put")
+                    return
+                value = staged + value
+                if len(value) > _MAX_STAGED_SEGMENTS:
+                    self._err(req.seq, p.E_BAD_ARGS, "a profile has at most %d segments"
+                              % _MAX_STAGED_SEGMENTS, now, "setup_put")
+                    return
+            draft[key] = value
+        self.draft = draft
+        self._ok(req.seq, (("staged", len(draft)),), now, "setup_put")
 
     # ----- therapy changes: held for the person ---------------------------------------
 
@@ -296,7 +346,15 @@ class Link:
                 command,
             )
             return
-        change = HeldChange(self._next_id, req, now + CONFIRM_MS)
+        change = HeldChange(self._next_id, req, now)
+        try:
+            reason = _changes().check(self, change, now)
+        finally:
+            _release()
+        if reason is not None:
+            self.app.therapy.refuse(now, command, reason)  # recorded, as on the keys
+            self._err(req.seq, p.E_REFUSED, reason, now, command)
+            return
         self._next_id += 1
         self.held = change
         from pump.ui import remote
@@ -310,6 +368,9 @@ class Link:
     def _finish(self, change, state, reason, now):
         change.state = state
         change.reason = reason
+        change.settings = None
+        if change.command == "setup":
+            self.draft = None  # staged for this setup: used, or to be sent again
         if self.held is change:
             self.held = None
         self.screen = None
@@ -354,137 +415,16 @@ class Link:
             self._finish(change, EXPIRED, "confirmed too late", now)
             return "too late: the change expired"
         try:
-            reason = self._apply(change.request)
+            reason = _changes().apply(self, change, now)
         except Exception as exc:  # a fault in applying must not leave it pending
             reason = "failed: %s" % type(exc).__name__
+        finally:
+            _release()
         if reason is None:
             self._finish(change, APPLIED, None, now)
         else:
             self._finish(change, REFUSED, reason, now)
         return reason
-
-    def _apply(self, req):
-        app = self.app
-        args = req.args
-        command = req.command
-        if command == "bolus":
-            return app.bolus(bolus_mod.NORMAL, args[0])
-        if command == "temp":
-            kind = TEMP_PERCENT if args[0] == "percent" else TEMP_ABSOLUTE
-            return app.temp_basal(kind, args[1], args[2] * 60_000)
-        if command == "time_set":
-            return self._set_time(args)
-        if command == "settings_put":
-            return self._put_settings(args)
-        return "unknown change %s" % command
-
-    def _set_time(self, args):
-        year, month, day, hour, minute, second = args
-        reason = self.app.set_time_of_day(((hour * 60 + minute) * 60 + second) * 1000)
-        if reason is None:
-            rtc = self.app.board.rtc
-            if rtc is not None:
-                rtc.datetime((year, month, day, weekday(year, month, day), hour, minute, second, 0))
-        return reason
-
-    # ----- settings_put: all of it or nothing --------------------------------------------
-
-    def _put_settings(self, values):
-        """Try the groups of changes in each order on a scratch copy of the therapy; apply
-        them to the pump in the first order that passes, so a valid upload never fails
-        half-way for the order its parts were made in."""
-        groups = [g for g in _SETTINGS_GROUPS if _steps(g, values, self.app.therapy.settings)]
-        first_reason = None
-        for order in _orders(groups):
-            reason = self._dry_run(order, values)
-            if reason is None:
-                return self._run_steps(order, values)
-            if first_reason is None:
-                first_reason = reason
-        return first_reason
-
-    def _dry_run(self, order, values):
-        from pump.core.errors import Refused
-        from pump.core.events import EventLog
-        from pump.core.therapy import Settings, Therapy
-
-        real = self.app.therapy
-        now = self.app.now_ms()
-        settings = Settings()
-        s = real.settings
-        for name in (
-            "max_bolus_mu", "max_basal_mu_per_h", "increment_mu", "bolus_speed_mu_per_min",
-            "active_profile",
-        ):
-            setattr(settings, name, getattr(s, name))
-        settings.profiles = list(s.profiles)
-        scratch = Therapy(real.mech, settings, EventLog(4), now, real.ms_of_day(now))
-        scratch.temp = real.temp
-        try:
-            for group in order:
-                for name, args in _steps(group, values, settings):
-                    getattr(scratch, name)(now, *args)
-        except Refused as refusal:
-            return str(refusal)
-        return None
-
-    def _run_steps(self, order, values):
-        app = self.app
-        for group in order:
-            for name, args in _steps(group, values, app.therapy.settings):
-                reason = getattr(app, name)(*args)
-                if reason is not None:
-                    return reason
-        return None
-
-
-def _steps(group, values, s):
-    """The (method, args) calls one group of a settings upload makes, against settings ``s``;
-    the same names exist on Therapy (with now_ms first) and on the App."""
-    if group == "options":
-        if "increment" in values or "speed" in values:
-            return [(
-                "set_bolus_options",
-                (values.get("increment", s.increment_mu),
-                 values.get("speed", s.bolus_speed_mu_per_min)),
-            )]
-    elif group == "limits":
-        if "max_bolus" in values or "max_basal" in values:
-            return [(
-                "set_limits",
-                (values.get("max_bolus", s.max_bolus_mu),
-                 values.get("max_basal", s.max_basal_mu_per_h)),
-            )]
-    elif group == "profiles":
-        steps = []
-        for index in range(p.MAX_PROFILES):
-            name = values.get("name%d" % index)
-            segments = values.get("basal%d" % index)
-            if name is None and segments is None:
-                continue
-            old = s.profiles[index] if index < len(s.profiles) else None
-            if name is None:
-                name = old.name if old is not None else "Profile %d" % (index + 1)
-            if segments is None:
-                segments = old.segments if old is not None else ()
-            steps.append(("save_profile", (index, name, list(segments))))
-        return steps
-    elif group == "select":
-        if "active_profile" in values:
-            return [("select_profile", (values["active_profile"],))]
-    return []
-
-
-def _orders(groups):
-    """Every order of ``groups`` (at most 4! = 24), the given order first."""
-    if len(groups) <= 1:
-        return [list(groups)]
-    out = []
-    for i in range(len(groups)):
-        rest = groups[:i] + groups[i + 1 :]
-        for tail in _orders(rest):
-            out.append([groups[i]] + tail)
-    return out
 
 
 def _event_line(seq, event):
@@ -506,15 +446,6 @@ def _flat(value):
     if isinstance(value, (list, tuple)):
         return ",".join(str(v) for v in value)
     return value
-
-
-def weekday(year, month, day):
-    """Day of the week, Monday = 0 (as the RTC's datetime tuple takes it)."""
-    offsets = (0, 3, 2, 5, 0, 3, 5, 1, 4, 6, 2, 4)
-    if month < 3:
-        year -= 1
-    sunday_first = (year + year // 4 - year // 100 + year // 400 + offsets[month - 1] + day) % 7
-    return (sunday_first + 6) % 7
 
 
 # ----- locked mode ----------------------------------------------------------------------

@@ -75,8 +75,8 @@ def test_therapy_commands_parse_into_integers_and_are_marked_therapy():
 
 def test_out_of_range_arguments_are_refused_with_a_reason():
     cases = (
-        ("1 bolus 0", "bolus mU must be from 1 to 25000"),
-        ("1 bolus 25001", "bolus mU must be from 1 to 25000"),
+        ("1 bolus 0", "bolus must be from 0.001 U to 25.000 U, got 0.000 U"),
+        ("1 bolus 25001", "bolus must be from 0.001 U to 25.000 U, got 25.001 U"),
         ("1 bolus 2.5", "whole number"),
         ("1 bolus -100", "whole number"),
         ("1 bolus 1_000", "whole number"),
@@ -87,17 +87,19 @@ def test_out_of_range_arguments_are_refused_with_a_reason():
         ("1 temp fast 100 60", "usage: temp"),
         ("1 time_set 2026-02-29T10:00:00", "day must be from 1 to 28"),
         ("1 time_set 2026-13-01T10:00:00", "month"),
-        ("1 time_set 10:00", "usage: time_set"),
+        ("1 time_set 10:00", "time_set: usage: YYYY-MM-DDTHH:MM:SS"),
         ("1 history 0 51", "count must be from 1 to 50"),
         ("1 status now", "takes no arguments"),
         ("1 settings_put", "usage: settings_put"),
-        ("1 settings_put increment=30", "increment must be 10, 25, 50 or 100"),
+        ("1 settings_put increment=30",
+         "increment must be 0.010, 0.025, 0.050 or 0.100 U, got 0.030 U"),
         ("1 settings_put max_bolus=100 max_bolus=200", "given twice"),
         ("1 settings_put volume=3", "unknown setting"),
         ("1 settings_put basal0=06:00/800", "starts at 00:00"),
         ("1 settings_put basal0=00:00/800,00:00/900", "not after"),
         ("1 settings_put basal0=00:00/800,06:15/900", "half-hour"),
-        ("1 settings_put basal0=00:00/16000", "basal rate mU/h must be from 0 to 15000"),
+        ("1 settings_put basal0=00:00/16000",
+         "basal rate at 00:00 must be from 0.000 U/h to 15.000 U/h, got 16.000 U/h"),
     )
     for body, reason in cases:
         item = _one(p.Decoder(), _frame(body))

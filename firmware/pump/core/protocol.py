@@ -11,9 +11,21 @@ This module only frames, checks and parses; it never acts on a command. The same
 module serves the host (``encode_request``, ``ResponseDecoder``).
 """
 
+from pump.core.protocol_args import (  # noqa: F401  (the protocol's names, in one place)
+    COMMANDS,
+    HISTORY_DEFAULT_COUNT,
+    HISTORY_MAX_COUNT,
+    MAX_BASAL_MU_PER_H,
+    MAX_BOLUS_MU,
+    MAX_PROFILES,
+    MAX_SEQ,
+    ArgError,
+    parse_decimal,
+    split_tokens,
+)
+
 MAX_REQUEST_LINE = 256  # bytes, newline included; longer lines are refused whole
 MAX_RESPONSE_LINE = 1024
-MAX_SEQ = 999_999_999  # nine digits: stays a small int on the RP2040
 _CRC_LEN = 9  # "*" and 8 hex digits
 
 # The command that opens a session: any seq is taken, and numbering goes on from it.
@@ -40,20 +52,8 @@ E_INTERNAL = "internal"
 E_BUSY = "busy"  # another change already waits for confirmation on the pump
 E_CANNOT_CONFIRM = "cannot_confirm"  # no screen to confirm on: the change is not held
 E_UNKNOWN_ID = "unknown_id"  # confirm_status for an id the pump does not know (any more)
+E_REFUSED = "refused"  # the pump would refuse the change: said at once, nothing held
 
-# Limits of the therapy-changing arguments. They are the protocol's hard ceilings
-# (the pump's own settings and safety checks then apply on top of them).
-MAX_BOLUS_MU = 25_000
-MAX_BASAL_MU_PER_H = 15_000
-MAX_TEMP_PERCENT = 250
-TEMP_MIN_MINUTES = 30
-TEMP_MAX_MINUTES = 1440
-HISTORY_MAX_COUNT = 50
-HISTORY_DEFAULT_COUNT = 20
-INCREMENT_CHOICES_MU = (10, 25, 50, 100)
-MAX_PROFILES = 4
-MAX_SEGMENTS = 48
-TEMP_KINDS = ("percent", "rate")
 
 
 # ----- CRC32 --------------------------------------------------------------------------------
@@ -125,20 +125,6 @@ class Request:
         return "Request(%d, %r, %r)" % (self.seq, self.command, self.args)
 
 
-class Response:
-    """A checked response (host side): ``seq``, ``status`` and ``fields`` (a dict of str)."""
-
-    is_error = False
-
-    def __init__(self, seq, status, fields):
-        self.seq = seq
-        self.status = status
-        self.fields = fields
-
-    def __repr__(self):
-        return "Response(%d, %r, %r)" % (self.seq, self.status, self.fields)
-
-
 class FrameError:
     """A line that was refused: ``code`` (E_*), a readable ``message``, and ``seq``.
 
@@ -161,10 +147,6 @@ class FrameError:
         return "FrameError(%d, %r, %r)" % (self.seq, self.code, self.message)
 
 
-class ArgError(ValueError):
-    """An argument that does not parse or is out of range; the message says which."""
-
-
 # ----- tokens -------------------------------------------------------------------------------
 
 
@@ -173,47 +155,6 @@ def _is_printable(line):
         if byte < 0x20 or byte > 0x7E:
             return False
     return True
-
-
-def split_tokens(text):
-    """Split on spaces, as a shell would: a double-quoted part may hold spaces, and
-    inside quotes a backslash escapes the next character (``msg="say \\"hi\\""``).
-
-    Raises ArgError on an unterminated quote.
-    """
-    tokens = []
-    current = []
-    in_token = False
-    in_quotes = False
-    i = 0
-    n = len(text)
-    while i < n:
-        ch = text[i]
-        if in_quotes:
-            if ch == "\\" and i + 1 < n:
-                i += 1
-                current.append(text[i])
-            elif ch == '"':
-                in_quotes = False
-            else:
-                current.append(ch)
-        elif ch == " ":
-            if in_token:
-                tokens.append("".join(current))
-                current = []
-                in_token = False
-        elif ch == '"':
-            in_quotes = True
-            in_token = True
-        else:
-            current.append(ch)
-            in_token = True
-        i += 1
-    if in_quotes:
-        raise ArgError("unterminated quoted string")
-    if in_token:
-        tokens.append("".join(current))
-    return tokens
 
 
 def _bare(text):
@@ -242,7 +183,7 @@ def quote(text):
     return '"' + "".join(out) + '"'
 
 
-def _value_text(value):
+def value_text(value):
     if value is True:
         return "1"
     if value is False:
@@ -261,20 +202,6 @@ def frame(body):
     """Append the checksum to ``body`` (str, no newline): returns the full line as bytes."""
     data = (body + " ").encode()
     return data + b"*" + _hex8(crc32(data)).encode() + b"\n"
-
-
-def _parse_decimal(text, what, low, high):
-    if not text or len(text) > 9:
-        raise ArgError("%s must be a whole number from %d to %d, got %r" % (what, low, high, text))
-    for ch in text:
-        if ch < "0" or ch > "9":
-            raise ArgError(
-                "%s must be a whole number from %d to %d, got %r" % (what, low, high, text)
-            )
-    value = int(text)
-    if value < low or value > high:
-        raise ArgError("%s must be from %d to %d, got %d" % (what, low, high, value))
-    return value
 
 
 def _hex_value(text):
@@ -304,157 +231,6 @@ def check_line(line):
     return body.decode(), None
 
 
-# ----- request arguments --------------------------------------------------------------------
-
-
-def _no_args(args):
-    if args:
-        raise ArgError("takes no arguments")
-    return ()
-
-
-def _history_args(args):
-    if len(args) > 2:
-        raise ArgError("usage: history [since_seq] [count]")
-    since = _parse_decimal(args[0], "since_seq", 0, MAX_SEQ) if args else 0
-    count = HISTORY_DEFAULT_COUNT
-    if len(args) > 1:
-        count = _parse_decimal(args[1], "count", 1, HISTORY_MAX_COUNT)
-    return (since, count)
-
-
-def _bolus_args(args):
-    if len(args) != 1:
-        raise ArgError("usage: bolus <mU>")
-    return (_parse_decimal(args[0], "bolus mU", 1, MAX_BOLUS_MU),)
-
-
-def _temp_args(args):
-    if len(args) != 3 or args[0] not in TEMP_KINDS:
-        raise ArgError("usage: temp percent|rate <value> <minutes>")
-    kind = args[0]
-    if kind == "percent":
-        value = _parse_decimal(args[1], "temp percent", 0, MAX_TEMP_PERCENT)
-    else:
-        value = _parse_decimal(args[1], "temp rate mU/h", 0, MAX_BASAL_MU_PER_H)
-    minutes = _parse_decimal(args[2], "temp minutes", TEMP_MIN_MINUTES, TEMP_MAX_MINUTES)
-    if minutes % 30:
-        raise ArgError("temp minutes must be a multiple of 30, got %d" % minutes)
-    return (kind, value, minutes)
-
-
-def _days_in_month(year, month):
-    if month == 2:
-        leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
-        return 29 if leap else 28
-    return 30 if month in (4, 6, 9, 11) else 31
-
-
-def _time_args(args):
-    # time_set YYYY-MM-DDTHH:MM:SS
-    if len(args) != 1 or len(args[0]) != 19:
-        raise ArgError("usage: time_set YYYY-MM-DDTHH:MM:SS")
-    text = args[0]
-    if text[4] != "-" or text[7] != "-" or text[10] != "T" or text[13] != ":" or text[16] != ":":
-        raise ArgError("usage: time_set YYYY-MM-DDTHH:MM:SS")
-    year = _parse_decimal(text[0:4], "year", 2020, 2099)
-    month = _parse_decimal(text[5:7], "month", 1, 12)
-    day = _parse_decimal(text[8:10], "day", 1, _days_in_month(year, month))
-    hour = _parse_decimal(text[11:13], "hour", 0, 23)
-    minute = _parse_decimal(text[14:16], "minute", 0, 59)
-    second = _parse_decimal(text[17:19], "second", 0, 59)
-    return (year, month, day, hour, minute, second)
-
-
-def _confirm_args(args):
-    if len(args) != 1:
-        raise ArgError("usage: confirm_status <id>")
-    return (_parse_decimal(args[0], "id", 1, MAX_SEQ),)
-
-
-def _parse_segments(text):
-    """'HH:MM/mU_per_h,...' -> ((half_hour, mU/h), ...), starting at 00:00, times rising."""
-    parts = text.split(",")
-    if len(parts) > MAX_SEGMENTS:
-        raise ArgError("a profile has at most %d segments" % MAX_SEGMENTS)
-    segments = []
-    last = -1
-    for part in parts:
-        slash = part.find("/")
-        if slash != 5 or part[2] != ":":
-            raise ArgError("basal segment %r is not HH:MM/mU_per_h" % part)
-        hour = _parse_decimal(part[0:2], "segment hour", 0, 23)
-        minute = _parse_decimal(part[3:5], "segment minute", 0, 59)
-        if minute % 30:
-            raise ArgError("basal segment %r does not start on a half-hour" % part)
-        half_hour = hour * 2 + minute // 30
-        if half_hour <= last:
-            raise ArgError("basal segment %r is not after the one before it" % part)
-        if last < 0 and half_hour != 0:
-            raise ArgError("a basal profile starts at 00:00")
-        last = half_hour
-        rate = _parse_decimal(part[6:], "basal rate mU/h", 0, MAX_BASAL_MU_PER_H)
-        segments.append((half_hour, rate))
-    return tuple(segments)
-
-
-def _settings_value(key, text):
-    if key == "max_bolus":
-        return _parse_decimal(text, key + " mU", 1, MAX_BOLUS_MU)
-    if key == "max_basal":
-        return _parse_decimal(text, key + " mU/h", 10, MAX_BASAL_MU_PER_H)
-    if key == "increment":
-        value = _parse_decimal(text, key + " mU", 1, 100)
-        if value not in INCREMENT_CHOICES_MU:
-            raise ArgError("increment must be 10, 25, 50 or 100 mU, got %d" % value)
-        return value
-    if key == "speed":
-        return _parse_decimal(text, key + " mU/min", 1500, 15_000)
-    if key == "active_profile":
-        return _parse_decimal(text, key, 0, MAX_PROFILES - 1)
-    if len(key) == 6 and key[:5] == "basal" and "0" <= key[5] <= "3":
-        return _parse_segments(text)
-    if len(key) == 5 and key[:4] == "name" and "0" <= key[4] <= "3":
-        if not 1 <= len(text) <= 12:
-            raise ArgError("a profile name has 1 to 12 characters")
-        return text
-    raise ArgError(
-        "unknown setting %r (known: max_bolus, max_basal, increment, speed, active_profile, "
-        "basal0..basal3, name0..name3)" % key
-    )
-
-
-def _settings_args(args):
-    if not args:
-        raise ArgError("usage: settings_put <key>=<value> ...")
-    values = {}
-    for token in args:
-        eq = token.find("=")
-        if eq <= 0:
-            raise ArgError("settings_put takes key=value pairs, got %r" % token)
-        key = token[:eq]
-        if key in values:
-            raise ArgError("setting %r given twice" % key)
-        values[key] = _settings_value(key, token[eq + 1 :])
-    return values
-
-
-# name: (changes therapy, argument parser)
-COMMANDS = {
-    HELLO: (False, _no_args),
-    "status": (False, _no_args),
-    "settings": (False, _no_args),
-    "history": (False, _history_args),
-    "version": (False, _no_args),
-    "hash": (False, _no_args),
-    "confirm_status": (False, _confirm_args),
-    "settings_put": (True, _settings_args),
-    "time_set": (True, _time_args),
-    "bolus": (True, _bolus_args),
-    "temp": (True, _temp_args),
-}
-
-
 def parse_request_body(body, last_seq=0):
     """Parse a checked body (str, CRC already verified): returns a Request or FrameError.
 
@@ -468,7 +244,7 @@ def parse_request_body(body, last_seq=0):
     if len(tokens) < 2:
         return FrameError(0, E_BAD_ARGS, "a request is <seq> <command> [args] *<crc32>")
     try:
-        seq = _parse_decimal(tokens[0], "seq", 1, MAX_SEQ)
+        seq = parse_decimal(tokens[0], "seq", 1, MAX_SEQ)
     except ArgError as err:
         return FrameError(0, E_BAD_SEQ, str(err))
     command = tokens[1]
@@ -617,53 +393,18 @@ def encode_response(seq, status, fields=()):
         fields = sorted(fields.items())
     parts = ["%d" % seq, status]
     for key, value in fields:
-        parts.append("%s=%s" % (key, _value_text(value)))
+        parts.append("%s=%s" % (key, value_text(value)))
     return frame(" ".join(parts))
 
 
-# ----- the host side ------------------------------------------------------------------------
+# ----- the host side (pump.core.protocol_host), loaded only when a host asks for it ---------
+
+_HOST_NAMES = ("Response", "encode_request", "parse_response_line", "ResponseDecoder")
 
 
-def encode_request(seq, command, *args):
-    """One request line (bytes) from a command and its arguments (ints or str)."""
-    parts = ["%d" % seq, command]
-    for arg in args:
-        parts.append(_value_text(arg))
-    return frame(" ".join(parts))
+def __getattr__(name):
+    if name in _HOST_NAMES:
+        from pump.core import protocol_host
 
-
-def parse_response_line(line):
-    """Check and parse one response line (bytes, no newline): Response or FrameError."""
-    body, problem = check_line(line)
-    if problem is not None:
-        return FrameError(0, problem[0], problem[1])
-    try:
-        tokens = split_tokens(body)
-    except ArgError as err:
-        return FrameError(0, E_BAD_ARGS, str(err))
-    if len(tokens) < 2 or tokens[1] not in STATUSES:
-        return FrameError(0, E_BAD_ARGS, "a response is <seq> <status> [key=value ...]")
-    try:
-        seq = _parse_decimal(tokens[0], "seq", 0, MAX_SEQ)
-    except ArgError as err:
-        return FrameError(0, E_BAD_SEQ, str(err))
-    fields = {}
-    for token in tokens[2:]:
-        eq = token.find("=")
-        if eq <= 0:
-            return FrameError(seq, E_BAD_ARGS, "response field %r is not key=value" % token)
-        fields[token[:eq]] = token[eq + 1 :]
-    return Response(seq, tokens[1], fields)
-
-
-class ResponseDecoder:
-    """Host side: bytes from the pump in, Response and FrameError objects out."""
-
-    def __init__(self, max_line=MAX_RESPONSE_LINE):
-        self._lines = LineSplitter(max_line)
-
-    def feed(self, data):
-        out = []
-        for item in self._lines.feed(data):
-            out.append(item if not isinstance(item, bytes) else parse_response_line(item))
-        return out
+        return getattr(protocol_host, name)
+    raise AttributeError(name)

@@ -1,16 +1,12 @@
-"""The confirm screen for a change sent over USB: shows it, OK carries it out, BACK rejects."""
+"""The confirm screen for a change sent over USB: says what it would do, in units a person
+reads; OK carries it out, BACK rejects it. A long change (a setup) scrolls with UP/DOWN."""
 
 from pump.core import keys
 from pump.ui import text
 from pump.ui.screens import Confirm, Message
 
-_SETTING_LABELS = (
-    ("max_bolus", "Max bol "),
-    ("max_basal", "Max bas "),
-    ("increment", "Step    "),
-    ("speed", "Speed "),
-    ("active_profile", "Profile "),
-)
+_ROWS = 5  # text lines between the title and the bottom line
+SETUP_ALARMS = ("set_up", "check_settings", "set_time")  # what a setup answers (core.alarms)
 
 
 class RemoteConfirm(Confirm):
@@ -20,25 +16,34 @@ class RemoteConfirm(Confirm):
 
     name = "remote_confirm"
 
-    def __init__(self, link, change):
-        title, lines = describe(change.request)
+    def __init__(self, link, change, ui):
+        title, lines = describe(ui.app, change, link.draft)
         Confirm.__init__(self, "remote_confirm", title, lines, self._ok)
         self.link = link
         self.change = change
+        self.top = 0  # the first line shown
+        if change.command == "setup":
+            self.settles = SETUP_ALARMS
+        elif change.command == "time_set":
+            self.settles = SETUP_ALARMS[2:]
 
     def _ok(self, ui):
         return self.link.confirm(self.change, ui.app.now_ms())
 
     def key(self, ui, kind, key, step):
+        if kind == keys.REPEAT or kind == keys.PRESS:
+            if key == keys.DOWN and self.top + _ROWS < len(self.lines):
+                self.top += 1
+            elif key == keys.UP and self.top > 0:
+                self.top -= 1
         if kind != keys.PRESS:
             return
         if key == keys.OK:
             reason = self._ok(ui)
+            ui.dismiss(self)
             if reason is not None:
-                ui.dismiss(self)
                 ui.push(Message("Not done", reason, "refused"))
             else:
-                ui.dismiss(self)
                 ui.flash("USB change done")
         elif key == keys.BACK:
             self.link.reject(self.change, ui.app.now_ms())
@@ -46,9 +51,16 @@ class RemoteConfirm(Confirm):
             ui.flash("USB change no")
 
     def draw(self, ui, p, now):
+        p.title(self.title)
+        lines = self.lines
+        y = 12
+        for line in lines[self.top : self.top + _ROWS]:
+            p.text(line, 0, y)
+            y += 9
+        if self.top + _ROWS < len(lines):
+            p.right("v", 48)  # more below: DOWN scrolls
         left = (self.change.expires_ms - now + 999) // 1000
-        self.ok_text = "OK=yes BACK %ds" % (left if left > 0 else 0)
-        Confirm.draw(self, ui, p, now)
+        p.text("OK=yes BACK %ds" % (left if left > 0 else 0), 0, 56)
 
     def refresh_at(self, ui, now):
         return now + 1000 - (self.change.expires_ms - now) % 1000
@@ -57,47 +69,118 @@ class RemoteConfirm(Confirm):
 def show(ui, link, change):
     """Put the confirm screen for ``change`` over any screen, as a modal question (it stays
     through the idle timeout and the keypad lock; an alarm stays above it); returns it."""
-    return ui.show_modal(RemoteConfirm(link, change))
+    return ui.show_modal(RemoteConfirm(link, change, ui))
 
 
-def describe(req):
-    """(title, up to 5 lines) saying what a held request would change."""
+def summary(app, change, draft=None):
+    """The change on one line (for a host's prompt): 'bolus 2.50 U'."""
+    title, lines = describe(app, change, draft)
+    return title[5:-1] + ": " + ", ".join(" ".join(line.split()) for line in lines)
+
+
+def describe(app, change, draft=None):
+    """(title, lines of at most 16 characters) saying what a held change would do."""
+    req = change.request
     args = req.args
     command = req.command
+    s = app.therapy.settings
     if command == "bolus":
-        return "USB: bolus?", ["Normal bolus", "  " + text.units_u(args[0])]
+        speed = s.bolus_speed_mu_per_min
+        seconds = (args[0] * 60 + speed - 1) // speed
+        return "USB: bolus?", ["Normal bolus", "  " + text.units_u(args[0]),
+                               "at " + text.speed(speed),
+                               "takes %d:%02d min" % (seconds // 60, seconds % 60)]
     if command == "temp":
-        shown = text.percent(args[1]) if args[0] == "percent" else text.rate(args[1])
-        return "USB: temp?", ["Temp basal", "  " + shown, "for " + text.duration(args[2] * 60_000)]
+        if args[0] == "percent":
+            shown = text.percent(args[1])
+        else:
+            shown = text.rate(args[1])
+        return "USB: temp basal?", ["Temp basal", "  " + shown,
+                                    "for " + text.duration(args[2] * 60_000)]
     if command == "time_set":
-        y, mo, d, h, mi, s = args
-        return "USB: time?", ["Set the clock", "%04d-%02d-%02d" % (y, mo, d),
-                              "%02d:%02d:%02d" % (h, mi, s)]
+        y, mo, d, h, mi, sec = args
+        return "USB: set clock?", ["Set the clock to", "%04d-%02d-%02d" % (y, mo, d),
+                                   "%02d:%02d:%02d" % (h, mi, sec), "+ the time until OK"]
     if command == "settings_put":
-        return "USB: settings?", _settings_lines(args)
-    return "USB: " + command, [command]
+        return "USB: settings?", settings_lines(args, s.profiles)
+    if command == "setup":
+        return "USB: set up?", setup_lines(change.settings, args)
+    return "USB: " + command + "?", [command]
 
 
-def _settings_lines(values):
-    lines = []
-    for key, label in _SETTING_LABELS:
+def _pair(label, value):
+    """A label on the left and a value flush right on one 16-character line."""
+    gap = text.COLUMNS - len(label) - len(value)
+    return (label + " " * (gap if gap > 0 else 1) + value)[: text.COLUMNS]
+
+
+def _rate(mu_per_h):
+    return text.units(mu_per_h) + "U/h"
+
+
+def _limit_lines(values, out):
+    for key, label, fmt in (
+        ("max_bolus", "Max bol", text.units_u),
+        ("max_basal", "Max bas", _rate),
+        ("increment", "Step", text.increment),
+        ("speed", "Speed", text.speed),
+        ("max_hour", "Max/hour", text.units_u),
+        ("max_day", "Max/day", text.units_u),
+        ("low_reservoir", "Low res", text.units_u),
+    ):
         if key in values:
-            value = values[key]
-            if key == "speed":
-                shown = text.speed(value)
-            elif key == "active_profile":
-                shown = str(value + 1)
-            else:
-                shown = text.units(value)
-            lines.append(label + shown)
+            out.append(_pair(label, fmt(values[key])))
+    if "auto_off" in values:
+        hours = values["auto_off"]
+        out.append(_pair("Auto-off", "off" if hours == 0 else "%d h" % hours))
+
+
+def _profile_lines(name, segments, out):
+    out.append(name[: text.COLUMNS])
+    for start, rate in segments:
+        out.append(" " + text.slot(start) + " " + text.rate(rate))
+
+
+def settings_lines(values, profiles):
+    """A settings_put's changes, one per line, profiles by name."""
+    out: list = []
+    _limit_lines(values, out)
     for index in range(4):
         name = values.get("name%d" % index)
         segments = values.get("basal%d" % index)
-        if name is not None:
-            lines.append(("P%d " % (index + 1)) + name)
-        if segments is not None:
-            lines.append("P%d basal %d seg" % (index + 1, len(segments)))
-    if len(lines) > 5:
-        more = len(lines) - 4
-        lines = lines[:4] + ["+%d more" % more]
-    return [line[: text.COLUMNS] for line in lines]
+        if name is None and segments is None:
+            continue
+        old = profiles[index] if index < len(profiles) else None
+        if name is None:
+            name = old.name if old is not None else "Profile %d" % (index + 1)
+        if segments is None:
+            out.append(name[: text.COLUMNS])
+        else:
+            _profile_lines(name, segments, out)
+    if "active_profile" in values:
+        index = values["active_profile"]
+        name = values.get("name%d" % index)
+        if name is None and index < len(profiles):
+            name = profiles[index].name
+        out.append("Use " + (name or "profile %d" % (index + 1)))
+    return out
+
+
+def setup_lines(settings, args):
+    """What a setup would set: the date and time, the basal profile, the limits."""
+    y, mo, d, h, mi, _sec = args
+    out = ["%04d-%02d-%02d %02d:%02d" % (y, mo, d, h, mi)]
+    profile = settings.profiles[settings.active_profile]
+    _profile_lines(profile.name, profile.segments, out)
+    out.append(_pair("per day", text.units_u(profile.daily_total_mu())))
+    values = {
+        "max_bolus": settings.max_bolus_mu, "max_basal": settings.max_basal_mu_per_h,
+        "max_hour": settings.max_hour_mu, "max_day": settings.max_day_mu,
+        "increment": settings.increment_mu, "speed": settings.bolus_speed_mu_per_min,
+        "low_reservoir": settings.low_reservoir_mu, "auto_off": settings.auto_off_h,
+    }
+    _limit_lines(values, out)
+    others = len(settings.profiles) - 1
+    if others:
+        out.append("+%d profile%s" % (others, "s" if others > 1 else ""))
+    return out

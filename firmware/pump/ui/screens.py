@@ -22,6 +22,7 @@ class Screen:
 
     name = "screen"
     modal = False  # a question that stays until answered (Ui.show_confirm)
+    settles: tuple = ()  # alarm codes this screen answers: it stays above their alarm screen
 
     def key(self, ui, kind, key, step):
         if kind == PRESS and key == BACK:

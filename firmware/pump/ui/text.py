@@ -48,6 +48,11 @@ def speed(mu_per_min):
     return "%d.%d U/min" % (mu_per_min // 1000, (mu_per_min % 1000) // 100)
 
 
+def increment(mu):
+    """A bolus step, to the mU: 50 -> '0.050 U'."""
+    return "%d.%03d U" % (mu // 1000, mu % 1000)
+
+
 def wrap(text, width=COLUMNS, max_lines=6):
     """Split ``text`` into lines of at most ``width`` characters at spaces."""
     lines: list = []

@@ -89,7 +89,8 @@ class Ui:
         """
         screen.modal = True
         at = len(self.stack)
-        if isinstance(self.stack[-1], screens.AlarmScreen):
+        top = self.stack[-1]
+        if isinstance(top, screens.AlarmScreen) and top.alarm.code not in screen.settles:
             at -= 1
         self.stack.insert(at, screen)
         self.needs_redraw = True
@@ -147,6 +148,8 @@ class Ui:
         alarm = self.app.alarms.shown(now_ms)
         top = self.stack[-1]
         on_top = isinstance(top, screens.AlarmScreen)
+        if alarm is not None and alarm.code in top.settles:
+            return False  # the screen on top answers this alarm (a setup, the time)
         if alarm is None:
             if on_top:
                 self.stack.pop()
@@ -205,7 +208,7 @@ class Ui:
         if isinstance(top, screens.AlarmScreen):
             if alarm is not top.alarm:
                 return now_ms
-        elif alarm is not None:
+        elif alarm is not None and alarm.code not in top.settles:
             return now_ms
         return self._due
 

@@ -1,0 +1,271 @@
+"""The protocol's commands and their arguments: each request's words checked and parsed.
+
+Numbers on the wire are whole decimals (insulin in mU, rates in mU/h, durations in
+minutes); a refusal says what was wrong in units a person reads (U, U/h, hh:mm).
+"""
+
+# Limits of the therapy-changing arguments: the protocol's hard ceilings (the pump's own
+# settings and safety checks then apply on top of them).
+MAX_SEQ = 999_999_999  # nine digits: stays a small int on the RP2040
+MAX_BOLUS_MU = 25_000
+MAX_BASAL_MU_PER_H = 15_000
+MAX_TEMP_PERCENT = 250
+TEMP_MIN_MINUTES = 30
+TEMP_MAX_MINUTES = 1440
+HISTORY_MAX_COUNT = 50
+HISTORY_DEFAULT_COUNT = 20
+INCREMENT_CHOICES_MU = (10, 25, 50, 100)
+MAX_PROFILES = 4
+MAX_SEGMENTS = 48
+TEMP_KINDS = ("percent", "rate")
+
+# Settings keys beyond settings_put's, taken by setup_put: (low, high) in wire units.
+_SETUP_ONLY = {
+    "max_hour": (1_000, 40_000),  # mU in any hour
+    "max_day": (5_000, 200_000),  # mU in any day
+    "low_reservoir": (10_000, 50_000),  # mU left that raises the low-reservoir alarm
+    "auto_off": (0, 24),  # hours without a key press; 0 = off
+}
+
+
+class ArgError(ValueError):
+    """An argument that does not parse or is out of range; the message says which."""
+
+
+def fmt_u(mu):
+    """Milliunits as units with three decimals: 30000 -> '30.000 U'."""
+    return "%d.%03d U" % (mu // 1000, mu % 1000)
+
+
+def split_tokens(text):
+    """Split on spaces, as a shell would: a double-quoted part may hold spaces, and
+    inside quotes a backslash escapes the next character (``msg="say \\"hi\\""``).
+
+    Raises ArgError on an unterminated quote.
+    """
+    tokens = []
+    current = []
+    in_token = False
+    in_quotes = False
+    i = 0
+    n = len(text)
+    while i < n:
+        ch = text[i]
+        if in_quotes:
+            if ch == "\\" and i + 1 < n:
+                i += 1
+                current.append(text[i])
+            elif ch == '"':
+                in_quotes = False
+            else:
+                current.append(ch)
+        elif ch == " ":
+            if in_token:
+                tokens.append("".join(current))
+                current = []
+                in_token = False
+        elif ch == '"':
+            in_quotes = True
+            in_token = True
+        else:
+            current.append(ch)
+            in_token = True
+        i += 1
+    if in_quotes:
+        raise ArgError("unterminated quoted string")
+    if in_token:
+        tokens.append("".join(current))
+    return tokens
+
+
+def parse_decimal(text, what, low, high):
+    if not text or len(text) > 9:
+        raise ArgError("%s must be a whole number from %d to %d, got %r" % (what, low, high, text))
+    for ch in text:
+        if ch < "0" or ch > "9":
+            raise ArgError(
+                "%s must be a whole number from %d to %d, got %r" % (what, low, high, text)
+            )
+    value = int(text)
+    if value < low or value > high:
+        raise ArgError("%s must be from %d to %d, got %d" % (what, low, high, value))
+    return value
+
+
+def parse_mu(text, what, low, high, per=""):
+    """Milliunits (or mU``per``) on the wire; refusals in U (``per``: '/h', '/min')."""
+    try:
+        return parse_decimal(text, what, low, high)
+    except ArgError:
+        pass
+    if text and len(text) <= 9 and text.isdigit():
+        raise ArgError("%s must be from %s%s to %s%s, got %s%s" % (
+            what, fmt_u(low), per, fmt_u(high), per, fmt_u(int(text)), per))
+    raise ArgError("%s must be a whole number of mU%s, got %r" % (what, per, text))
+
+
+def no_args(args):
+    if args:
+        raise ArgError("takes no arguments")
+    return ()
+
+
+def _history_args(args):
+    if len(args) > 2:
+        raise ArgError("usage: history [since_seq] [count]")
+    since = parse_decimal(args[0], "since_seq", 0, MAX_SEQ) if args else 0
+    count = HISTORY_DEFAULT_COUNT
+    if len(args) > 1:
+        count = parse_decimal(args[1], "count", 1, HISTORY_MAX_COUNT)
+    return (since, count)
+
+
+def _bolus_args(args):
+    if len(args) != 1:
+        raise ArgError("usage: bolus <mU>")
+    return (parse_mu(args[0], "bolus", 1, MAX_BOLUS_MU),)
+
+
+def _temp_args(args):
+    if len(args) != 3 or args[0] not in TEMP_KINDS:
+        raise ArgError("usage: temp percent|rate <value> <minutes>")
+    kind = args[0]
+    if kind == "percent":
+        value = parse_decimal(args[1], "temp percent", 0, MAX_TEMP_PERCENT)
+    else:
+        value = parse_mu(args[1], "temp rate", 0, MAX_BASAL_MU_PER_H, "/h")
+    minutes = parse_decimal(args[2], "temp minutes", TEMP_MIN_MINUTES, TEMP_MAX_MINUTES)
+    if minutes % 30:
+        raise ArgError("temp minutes must be a multiple of 30, got %d" % minutes)
+    return (kind, value, minutes)
+
+
+def days_in_month(year, month):
+    if month == 2:
+        leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+        return 29 if leap else 28
+    return 30 if month in (4, 6, 9, 11) else 31
+
+
+def _time_args(args):
+    # time_set YYYY-MM-DDTHH:MM:SS (setup takes the same)
+    if len(args) != 1 or len(args[0]) != 19:
+        raise ArgError("usage: YYYY-MM-DDTHH:MM:SS")
+    text = args[0]
+    if text[4] != "-" or text[7] != "-" or text[10] != "T" or text[13] != ":" or text[16] != ":":
+        raise ArgError("usage: YYYY-MM-DDTHH:MM:SS")
+    year = parse_decimal(text[0:4], "year", 2020, 2099)
+    month = parse_decimal(text[5:7], "month", 1, 12)
+    day = parse_decimal(text[8:10], "day", 1, days_in_month(year, month))
+    hour = parse_decimal(text[11:13], "hour", 0, 23)
+    minute = parse_decimal(text[14:16], "minute", 0, 59)
+    second = parse_decimal(text[17:19], "second", 0, 59)
+    return (year, month, day, hour, minute, second)
+
+
+def _confirm_args(args):
+    if len(args) != 1:
+        raise ArgError("usage: confirm_status <id>")
+    return (parse_decimal(args[0], "id", 1, MAX_SEQ),)
+
+
+def parse_segments(text, continued=False):
+    """'HH:MM/mU_per_h,...' -> ((half_hour, mU/h), ...), times rising. The first starts at
+    00:00 unless ``continued`` (more segments of a profile begun in an earlier request)."""
+    parts = text.split(",")
+    if len(parts) > MAX_SEGMENTS:
+        raise ArgError("a profile has at most %d segments" % MAX_SEGMENTS)
+    segments = []
+    last = -1
+    for part in parts:
+        slash = part.find("/")
+        if slash != 5 or part[2] != ":":
+            raise ArgError("basal segment %r is not HH:MM/mU_per_h" % part)
+        hour = parse_decimal(part[0:2], "segment hour", 0, 23)
+        minute = parse_decimal(part[3:5], "segment minute", 0, 59)
+        if minute % 30:
+            raise ArgError("basal segment %s does not start on a half-hour" % part[:5])
+        half_hour = hour * 2 + minute // 30
+        if half_hour <= last:
+            raise ArgError("basal segment %s is not after the one before it" % part[:5])
+        if last < 0 and half_hour != 0 and not continued:
+            raise ArgError("a basal profile starts at 00:00")
+        last = half_hour
+        rate = parse_mu(part[6:], "basal rate at " + part[:5], 0, MAX_BASAL_MU_PER_H, "/h")
+        segments.append((half_hour, rate))
+    return tuple(segments)
+
+
+def settings_value(key, text, setup=False):
+    """One settings key's value in wire units; ``setup``: setup_put's keys and rules."""
+    if key == "max_bolus":
+        return parse_mu(text, key, 1, MAX_BOLUS_MU)
+    if key == "max_basal":
+        return parse_mu(text, key, 10, MAX_BASAL_MU_PER_H, "/h")
+    if key == "increment":
+        value = parse_decimal(text, key + " mU", 1, 100)
+        if value not in INCREMENT_CHOICES_MU:
+            raise ArgError("increment must be 0.010, 0.025, 0.050 or 0.100 U, got %s" % fmt_u(
+                value))
+        return value
+    if key == "speed":
+        return parse_mu(text, key, 1500, 15_000, "/min")
+    if key == "active_profile":
+        return parse_decimal(text, key, 0, MAX_PROFILES - 1)
+    if len(key) == 6 and key[:5] == "basal" and "0" <= key[5] <= "3":
+        return parse_segments(text, setup)
+    if len(key) == 5 and key[:4] == "name" and "0" <= key[4] <= "3":
+        if not 1 <= len(text) <= 12:
+            raise ArgError("a profile name has 1 to 12 characters")
+        return text
+    if setup and key in _SETUP_ONLY:
+        low, high = _SETUP_ONLY[key]
+        if key == "auto_off":
+            return parse_decimal(text, "auto_off hours", low, high)
+        return parse_mu(text, key, low, high)
+    extra = ", max_hour, max_day, low_reservoir, auto_off" if setup else ""
+    raise ArgError(
+        "unknown setting %r (known: max_bolus, max_basal, increment, speed, active_profile, "
+        "basal0..basal3, name0..name3%s)" % (key, extra)
+    )
+
+
+def _pairs(args, usage, setup):
+    if not args:
+        raise ArgError(usage)
+    values = {}
+    for token in args:
+        eq = token.find("=")
+        if eq <= 0:
+            raise ArgError("takes key=value pairs, got %r" % token)
+        key = token[:eq]
+        if key in values:
+            raise ArgError("setting %r given twice" % key)
+        values[key] = settings_value(key, token[eq + 1 :], setup)
+    return values
+
+
+def _settings_args(args):
+    return _pairs(args, "usage: settings_put <key>=<value> ...", False)
+
+
+def _setup_put_args(args):
+    return _pairs(args, "usage: setup_put <key>=<value> ...", True)
+
+
+# name: (changes therapy, argument parser)
+COMMANDS = {
+    "hello": (False, no_args),
+    "status": (False, no_args),
+    "settings": (False, no_args),
+    "history": (False, _history_args),
+    "version": (False, no_args),
+    "hash": (False, no_args),
+    "confirm_status": (False, _confirm_args),
+    "setup_put": (False, _setup_put_args),  # stages settings for setup; changes nothing
+    "setup": (True, _time_args),
+    "settings_put": (True, _settings_args),
+    "time_set": (True, _time_args),
+    "bolus": (True, _bolus_args),
+    "temp": (True, _temp_args),
+}

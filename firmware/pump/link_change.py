@@ -1,0 +1,188 @@
+"""The link's therapy changes: each checked in full before it is held (a change the pump
+would refuse is refused at once, with the reason), and carried out once confirmed.
+
+Loaded by pump/link.py when a change arrives, and let go after: the pump keeps none of it
+in RAM between changes.
+"""
+
+from pump.core import bolus as bolus_mod
+from pump.core.errors import Refused
+from pump.core.schedule import TEMP_ABSOLUTE, TEMP_PERCENT, check_temp
+from pump.core.state import DAY_S, days_from_date
+
+_SETTINGS_GROUPS = ("options", "limits", "profiles", "select")
+
+
+def check(link, change, now):
+    """None when the pump would carry ``change`` out now, else the reason it would not.
+    A setup's settings are built here and kept on the change (``change.settings``)."""
+    app = link.app
+    therapy = app.therapy
+    command = change.command
+    args = change.request.args
+    if command == "bolus":
+        s = therapy.settings
+        try:
+            bolus_mod.check_amount(args[0], s.increment_mu, s.max_bolus_mu)
+        except Refused as refusal:
+            return str(refusal)
+        if therapy.suspended_at is not None:
+            return "delivery is suspended; resume first"
+        if therapy.bolus is not None:
+            return "a bolus is already running; cancel it first"
+        interlock = therapy.interlock  # alarms, the reservoir, the insulin per hour and day
+        if interlock is not None:
+            return interlock("normal bolus", args[0], args[0])
+        return None
+    if command == "temp":
+        if therapy.suspended_at is not None:
+            return "delivery is suspended; resume first"
+        kind = TEMP_PERCENT if args[0] == "percent" else TEMP_ABSOLUTE
+        try:
+            check_temp(kind, args[1], args[2] * 60_000, therapy.profile(),
+                       therapy.settings.max_basal_mu_per_h)
+        except Refused as refusal:
+            return str(refusal)
+        return None
+    if command == "settings_put":
+        return _put_settings(app, args, dry=True)
+    if command == "setup":
+        from pump.core import setup
+
+        reason = setup.check_state(therapy)
+        if reason is None:
+            reason, change.settings = setup.build(therapy.mech, link.draft or {}, now)
+        return reason
+    return None  # time_set: the parser checked it all
+
+
+def apply(link, change, now):
+    """Carry a confirmed change out: None, or the App's refusal."""
+    app = link.app
+    args = change.request.args
+    command = change.command
+    if command == "bolus":
+        return app.bolus(bolus_mod.NORMAL, args[0])
+    if command == "temp":
+        kind = TEMP_PERCENT if args[0] == "percent" else TEMP_ABSOLUTE
+        return app.temp_basal(kind, args[1], args[2] * 60_000)
+    if command == "settings_put":
+        return _put_settings(app, args)
+    # The clock sent, plus the time the person took to confirm it.
+    wall_s = wall_seconds(args) + (now - change.received_ms + 500) // 1000
+    if command == "time_set":
+        reason = app.set_time_of_day(wall_s % DAY_S * 1000)
+        rtc = app.board.rtc
+        if reason is None and rtc is not None:
+            from pump.core.state import rtc_tuple
+
+            rtc.datetime(rtc_tuple(wall_s))
+        return reason
+    if command == "setup":
+        reason = check(link, change, now)  # the pump may have moved on while it waited
+        if reason is None:
+            reason = app.set_up(change.settings, wall_s)
+        return reason
+    return "unknown change %s" % command
+
+
+def wall_seconds(args):
+    """Seconds since 2000-01-01 of (year, month, day, hour, minute, second)."""
+    year, month, day, hour, minute, second = args
+    return days_from_date(year, month, day) * DAY_S + (hour * 60 + minute) * 60 + second
+
+
+# ----- settings_put: all of it or nothing ------------------------------------------------
+
+
+def _put_settings(app, values, dry=False):
+    """Try the groups of changes in each order on a scratch copy of the therapy; apply them
+    to the pump (unless ``dry``) in the first order that passes, so a valid upload never
+    fails half-way for the order its parts were made in. None, or the first refusal."""
+    groups = [g for g in _SETTINGS_GROUPS if _steps(g, values, app.therapy.settings)]
+    first_reason = None
+    for order in _orders(groups):
+        reason = _dry_run(app, order, values)
+        if reason is None:
+            return None if dry else _run_steps(app, order, values)
+        if first_reason is None:
+            first_reason = reason
+    return first_reason
+
+
+def _dry_run(app, order, values):
+    from pump.core.events import EventLog
+    from pump.core.therapy import Settings, Therapy
+
+    real = app.therapy
+    now = app.now_ms()
+    settings = Settings()
+    s = real.settings
+    for name in (
+        "max_bolus_mu", "max_basal_mu_per_h", "increment_mu", "bolus_speed_mu_per_min",
+        "active_profile",
+    ):
+        setattr(settings, name, getattr(s, name))
+    settings.profiles = list(s.profiles)
+    scratch = Therapy(real.mech, settings, EventLog(4), now, real.ms_of_day(now))
+    scratch.temp = real.temp
+    try:
+        for group in order:
+            for name, args in _steps(group, values, settings):
+                getattr(scratch, name)(now, *args)
+    except Refused as refusal:
+        return str(refusal)
+    return None
+
+
+def _run_steps(app, order, values):
+    for group in order:
+        for name, args in _steps(group, values, app.therapy.settings):
+            reason = getattr(app, name)(*args)
+            if reason is not None:
+                return reason
+    return None
+
+
+def _steps(group, values, s):
+    """The (method, args) calls one group of a settings upload makes, against settings ``s``;
+    the same names exist on Therapy (with now_ms first) and on the App."""
+    get = values.get
+    if group == "options":
+        if "increment" in values or "speed" in values:
+            return [("set_bolus_options",
+                     (get("increment", s.increment_mu), get("speed", s.bolus_speed_mu_per_min)))]
+    elif group == "limits":
+        if "max_bolus" in values or "max_basal" in values:
+            return [("set_limits",
+                     (get("max_bolus", s.max_bolus_mu), get("max_basal", s.max_basal_mu_per_h)))]
+    elif group == "profiles":
+        steps = []
+        for index in range(4):
+            name = get("name%d" % index)
+            segments = get("basal%d" % index)
+            if name is None and segments is None:
+                continue
+            old = s.profiles[index] if index < len(s.profiles) else None
+            if name is None:
+                name = old.name if old is not None else "Profile %d" % (index + 1)
+            if segments is None:
+                segments = old.segments if old is not None else ()
+            steps.append(("save_profile", (index, name, list(segments))))
+        return steps
+    elif group == "select":
+        if "active_profile" in values:
+            return [("select_profile", (values["active_profile"],))]
+    return []
+
+
+def _orders(groups):
+    """Every order of ``groups`` (at most 4! = 24), the given order first."""
+    if len(groups) <= 1:
+        return [list(groups)]
+    out = []
+    for i in range(len(groups)):
+        rest = groups[:i] + groups[i + 1 :]
+        for tail in _orders(rest):
+            out.append([groups[i]] + tail)
+    return out
