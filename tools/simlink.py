@@ -138,10 +138,10 @@ def main(argv=None):
     args = parser.parse_args(argv)
     link = SimLink(args.speed, args.auto_confirm, firmware_root=args.firmware_root)
 
-    def say_held(_link, change):
-        note = "pressing OK" if args.auto_confirm else "not confirmed: expires in 60 s"
-        print("change %d (%s) waits on the pump: %s" % (change.id, change.command, note),
-              flush=True)
+    def say_held(sim_link, change):
+        note = "pressing OK" if args.auto_confirm else "type ok or back within 60 s"
+        print("change %d waits on the pump (%s): %s" % (
+            change.id, sim_link.link.describe(change), note), flush=True)
 
     link.on_held = say_held
 
