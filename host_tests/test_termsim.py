@@ -107,7 +107,7 @@ def test_an_occlusion_shows_as_an_alarm_in_the_panel_and_on_the_oled():
         panel = app.panel_text()
         assert "Alarm occlusion" in panel and "Basal suspended: occlusion" in panel, panel
         assert "ALARM (high) Occlusion" in app.events_text()
-        assert "FAULT occlusion" in app.events_text()
+        assert "FAULT Occlusion" in app.events_text()
         assert "Occlusion" in app.session.pump.screen_text()
         await pilot.press("c")
         assert "Line open" in app.panel_text()
@@ -183,7 +183,7 @@ def test_low_battery_key_reaches_the_firmware():
         await pilot.press("b")
         await tick(app, pilot, 2.0)
         assert "battery depleted" in app.events_text()
-        assert "FAULT battery_depleted" in app.events_text()
+        assert "FAULT Battery depleted" in app.events_text()
 
     drive(test, session())
 
@@ -211,10 +211,95 @@ def test_power_cut_restarts_the_firmware_as_the_command_line_builds_it():
         await tick(app, pilot, 1.0)
         assert app.session.pump.app is not booted
         assert "power cut for 5 s" in app.session.notice
-        assert "reset cause: cause=power_on" in app.events_text()
+        assert "restart: power on" in app.events_text()
+        assert "cause=" not in app.events_text() and "wall_s" not in app.events_text()
         assert "Running 0:00:07" in app.panel_text()  # 1 s, 5 s without power, 1 s
 
     drive(test, termsim.build_session(args, WallClock()))
+
+
+def test_deliveries_keep_the_time_they_were_given_across_a_power_cut():
+    args = argparse.Namespace(board="pico_default", start="07:00", speed=1, seed=0)
+    live = termsim.build_session(args, WallClock())
+    live.run_for(10 * 60_000)
+    before = list(live.deliveries)
+    assert before and all(7 * 3_600_000 <= t < 7 * 3_600_000 + 10 * 60_000
+                          for t, _k, _s, _mu in before)
+    live.power_cut()
+    live.run_for(60_000)
+    after = list(live.deliveries)
+    # The rows from before the cut still carry their own times, not the rebooted pump's.
+    for row in before[-3:]:
+        assert row in after
+    shown = "\n".join(live.delivery_lines())
+    assert "1 steps  0.0015 U" in shown, shown  # one step is 1.4725 mU
+
+
+def test_a_held_key_repeats_up_to_the_firmware_s_x10_and_x100_steps():
+    wall = WallClock()
+    held = session(wall=wall)
+    held.run_for(2000)
+    held.paused = True
+    held.press("OK")  # the menu, 'Bolus' first
+    held.press("OK")  # the amount editor, from 0.05 U
+    held.paused = False
+    held._last_key = (None, 0.0)
+    # The terminal sends UP, then after its delay 30 repeats a second, for 9 s.
+    held.key_event("UP")
+    wall.t += 0.5
+    held.advance()
+    for _ in range(int(9 / 0.033)):
+        held.key_event("UP")
+        wall.t += 0.033
+        held.advance()
+    wall.t += 0.5
+    held.advance()
+    assert held._held is None  # let go once the repeats stopped
+    editor = held.pump.app.ui.top()
+    # Held for 9 s, the firmware's own repeat (5 a second, then 10, then x10 after 4 s and
+    # x100 after 8 s) takes the amount from 0.05 U to the 10 U max bolus: 200 steps of
+    # 0.05 U that single steps at its repeat rate could not reach in 9 s.
+    assert editor.value == 10_000, editor.value
+
+
+def test_separate_presses_stay_single_steps():
+    wall = WallClock()
+    taps = session(wall=wall)
+    taps.run_for(2000)
+    taps.paused = True
+    taps.press("OK")
+    taps.press("OK")
+    taps.paused = False
+    for _ in range(3):
+        taps.key_event("UP")
+        wall.t += 0.4  # a person's pace: slower than a terminal's repeat
+        taps.advance()
+    wall.t += 1.0
+    taps.advance()
+    assert taps.pump.app.ui.top().value == 200  # 0.05 U and three steps of 0.05 U
+
+
+def test_the_session_log_is_written_in_words(tmp_path):
+    live = session()
+    live.run_for(60_000)
+    live.occlude()
+    live.run_for(5 * 60_000)
+    path = live.write_log(str(tmp_path), stamp="test")
+    text = open(path).read()
+    assert path.endswith("session-test.log")
+    assert "self-test passed" in text
+    assert "basal rate now 0.80 U/h" in text
+    assert "_mu" not in text and "cause=" not in text
+
+
+def test_command_line_values_are_checked_with_one_line_and_status_2(capsys):
+    for argv in (["--start", "25:00"], ["--board", "nosuch"], ["--speed", "7"],
+                 ["--seed", "abc"]):
+        with pytest.raises(SystemExit) as info:
+            termsim.main(argv)
+        assert info.value.code == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and argv[0] in err, err
 
 
 @pytest.mark.slow

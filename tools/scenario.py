@@ -2,14 +2,16 @@
 
     .venv/bin/python tools/scenario.py SCENARIO.toml --out DIR
 
-Writes DIR/deliveries.csv, DIR/events.jsonl, DIR/outflow.csv and DIR/summary.json (format in
-README.md).
-A scenario with an invalid value stops before running, naming the key at fault.
+Writes DIR/deliveries.csv, DIR/events.jsonl, DIR/outflow.csv, DIR/iob.csv, DIR/pressure.csv
+and DIR/summary.json (format in README.md). Times in them are milliseconds from the start of
+the run (``t_ms``, on across power cuts) and the time of day (``time``, from the scenario's
+start_time). A scenario with an invalid value stops before running, naming the key at fault
+(exit status 2).
 """
 
-import argparse
 import csv
 import json
+import math
 import os
 import random
 import sys
@@ -21,9 +23,14 @@ from sim.pump import SimPump
 from sim.hw.flashfs import FlashFS
 from sim.hw.plant import PlantParams
 
+import pumptext
+
+from pump.core import alarms as alarms_mod
 from pump.core import bolus as bolus_mod
+from pump.core import reservoir as reservoir_mod
+from pump.core import safety as safety_mod
 from pump.core.calculator import CalculatorSettings
-from pump.core.errors import Refused
+from pump.core.errors import ConfigError, Refused
 from pump.core.events import REFUSED
 from pump.core.iob import check_curve
 from pump.core.schedule import (
@@ -36,6 +43,12 @@ from pump.core.therapy import BASAL, BOLUS, Settings
 
 MIN_MS = 60_000
 HOUR_MS = 3_600_000
+DAY_MS = 24 * HOUR_MS
+MAX_RUN_DAYS = 366  # longest run a scenario may ask for
+MAX_AMOUNT_U = 300  # no amount above a full 3 mL reservoir of U-100 makes sense
+MAX_RATE_U_PER_H = 100  # far above any pump's max basal: the pump itself refuses above 15
+SERIES_PERIOD_MS = 60_000  # iob.csv and pressure.csv: one row a minute
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 class ScenarioError(ValueError):
@@ -48,6 +61,8 @@ class ScenarioError(ValueError):
 def _number(value, key, low=None, high=None):
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ScenarioError("%s: expected a number, got %r" % (key, value))
+    if not math.isfinite(value):
+        raise ScenarioError("%s: expected a finite number, got %r" % (key, value))
     if low is not None and value < low:
         raise ScenarioError("%s: %r is below the minimum %r" % (key, value, low))
     if high is not None and value > high:
@@ -84,7 +99,23 @@ def _table(value, key, allowed, required=()):
     return value
 
 
+def _clock_ms(text, key):
+    """Any time of day "HH:MM" (00:00 to 23:59) as ms of the day."""
+    if not isinstance(text, str) or len(text) != 5 or text[2] != ":" or not (
+        text[:2].isdigit() and text[3:].isdigit()
+    ):
+        raise ScenarioError('%s: time %r is not "HH:MM"' % (key, text))
+    hours, minutes = int(text[:2]), int(text[3:])
+    if hours > 23:
+        raise ScenarioError("%s: time %r: the hour must be 00 to 23" % (key, text))
+    if minutes > 59:
+        raise ScenarioError("%s: time %r: the minutes must be 00 to 59" % (key, text))
+    return (hours * 60 + minutes) * MIN_MS
+
+
 def _hhmm_ms(text, key):
+    """A time of day on a half-hour ("06:30") as ms of the day."""
+    _clock_ms(text, key)  # says what is wrong with the hour or the minutes first
     try:
         return parse_hhmm(text) * 30 * MIN_MS
     except Refused as err:
@@ -106,17 +137,18 @@ class Scenario:
             raise ScenarioError(
                 "plant.preset: %r is not one of typical, hard, easy" % (self.plant_preset,)
             )
-        self.plant_seed = _int(plant.get("seed", 0), "plant.seed", 0)
-        self.board = data.get("board", {}).get("name", "pico_default")
-        _table(data.get("board", {}), "board", ("name",))
+        self.plant_seed = _int(plant.get("seed", 0), "plant.seed", 0, 2**63 - 1)
+        board = _table(data.get("board", {}), "board", ("name",))
+        self.board = check_board_name(board.get("name", "pico_default"), "board.name")
         self.settings, self.start_ms_of_day = self._settings(data.get("settings", {}))
         run = _table(data.get("run", {}), "run", ("duration_h", "duration_min"))
         if "duration_h" in run and "duration_min" in run:
             raise ScenarioError("run: give duration_h or duration_min, not both")
         if "duration_min" in run:
-            self.duration_ms = round(_number(run["duration_min"], "run.duration_min", 0) * MIN_MS)
+            minutes = _number(run["duration_min"], "run.duration_min", 0, MAX_RUN_DAYS * 24 * 60)
+            self.duration_ms = round(minutes * MIN_MS)
         else:
-            hours = _number(run.get("duration_h", 24), "run.duration_h", 0, 24 * 366)
+            hours = _number(run.get("duration_h", 24), "run.duration_h", 0, MAX_RUN_DAYS * 24)
             self.duration_ms = round(hours * HOUR_MS)
         if self.duration_ms <= 0:
             raise ScenarioError("run: the duration must be more than 0")
@@ -138,10 +170,15 @@ class Scenario:
             "calculator",
             "bg_unit",
             "insulin",
+            "max_hour",
+            "max_day",
+            "low_reservoir",
+            "auto_off",
         )
         _table(raw, "settings", allowed)
         s = Settings()
         _calculator_settings(raw, s)
+        _safety_settings(raw, s)
         if "max_bolus" in raw:
             s.max_bolus_mu = _milli(raw["max_bolus"], "settings.max_bolus", 0.001, 25)
         if "max_basal" in raw:
@@ -167,6 +204,7 @@ class Scenario:
                 )
         if profiles:
             s.profiles = profiles
+        _check_limits(raw, s)
         if "active_profile" in raw:
             names = [p.name for p in s.profiles]
             if raw["active_profile"] not in names:
@@ -186,7 +224,7 @@ class Scenario:
             if not isinstance(seg, list) or len(seg) != 2:
                 raise ScenarioError('%s: expected ["HH:MM", U/h], got %r' % (k, seg))
             start = _hhmm_ms(seg[0], k) // (30 * MIN_MS)
-            parsed.append((start, _milli(seg[1], k + " rate", 0, 15)))
+            parsed.append((start, _milli(seg[1], k + " rate", 0, MAX_RATE_U_PER_H)))
         try:
             return BasalProfile(name, parsed, s.max_basal_mu_per_h)
         except Refused as err:
@@ -232,29 +270,29 @@ class Scenario:
         value = raw[kind]
         k = key + "." + kind
         if kind == "bolus":
-            mu = _milli(value, k, 0.001)
+            mu = _milli(value, k, 0.001, MAX_AMOUNT_U)
             return at_ms, kind, lambda app: app.bolus(bolus_mod.NORMAL, mu)
         if kind == "extended":
             _table(value, k, ("units", "minutes"), ("units", "minutes"))
-            mu = _milli(value["units"], k + ".units", 0.001)
-            ms = _int(value["minutes"], k + ".minutes", 1) * MIN_MS
+            mu = _milli(value["units"], k + ".units", 0.001, MAX_AMOUNT_U)
+            ms = _int(value["minutes"], k + ".minutes", 1, 7 * 24 * 60) * MIN_MS
             return at_ms, kind, lambda app: app.bolus(bolus_mod.EXTENDED, mu, 0, ms)
         if kind == "dual":
             fields = ("units", "now_percent", "minutes")
             _table(value, k, fields, fields)
-            mu = _milli(value["units"], k + ".units", 0.001)
+            mu = _milli(value["units"], k + ".units", 0.001, MAX_AMOUNT_U)
             pct = _int(value["now_percent"], k + ".now_percent", 0, 100)
-            ms = _int(value["minutes"], k + ".minutes", 1) * MIN_MS
+            ms = _int(value["minutes"], k + ".minutes", 1, 7 * 24 * 60) * MIN_MS
             return at_ms, kind, lambda app: app.bolus(bolus_mod.DUAL, mu, pct, ms)
         if kind == "temp_basal":
             _table(value, k, ("percent", "rate", "minutes"), ("minutes",))
-            ms = _int(value["minutes"], k + ".minutes", 1) * MIN_MS
+            ms = _int(value["minutes"], k + ".minutes", 1, 7 * 24 * 60) * MIN_MS
             if ("percent" in value) == ("rate" in value):
                 raise ScenarioError("%s: give exactly one of percent or rate" % k)
             if "percent" in value:
-                pct = _int(value["percent"], k + ".percent", 0)
+                pct = _int(value["percent"], k + ".percent", 0, 1000)
                 return at_ms, kind, lambda app: app.temp_basal(TEMP_PERCENT, pct, ms)
-            rate = _milli(value["rate"], k + ".rate", 0)
+            rate = _milli(value["rate"], k + ".rate", 0, MAX_RATE_U_PER_H)
             return at_ms, kind, lambda app: app.temp_basal(TEMP_ABSOLUTE, rate, ms)
         if kind == "select_profile":
             names = [p.name for p in self.settings.profiles]
@@ -263,7 +301,7 @@ class Scenario:
             index = names.index(value)
             return at_ms, kind, lambda app: app.select_profile(index)
         if kind == "set_time":
-            ms_of_day = _hhmm_ms(value, k)
+            ms_of_day = _clock_ms(value, k)  # any minute: a clock is set to the minute
             return at_ms, kind, lambda app: app.set_time_of_day(ms_of_day)
         if kind in ("press", "hold", "screenshot"):
             return at_ms, kind, _person_action(kind, value, k)
@@ -354,6 +392,61 @@ def _person_action(kind, value, key):
     return _Screenshot(value)
 
 
+def board_names():
+    """The board files in boards/, by name."""
+    folder = os.path.join(ROOT, "boards")
+    return sorted(f[:-3] for f in os.listdir(folder) if f.endswith(".py") and f[0] != "_")
+
+
+def check_board_name(name, key):
+    """A board name that has a file in boards/, or a ScenarioError naming the known ones."""
+    known = board_names()
+    if not isinstance(name, str) or name not in known:
+        raise ScenarioError("%s: no board file %r (known: %s)" % (key, name, ", ".join(known)))
+    return name
+
+
+def _safety_settings(raw, s):
+    """The limits and alarm options of [settings]: max_hour, max_day (U), low_reservoir (U),
+    auto_off (h, 0 = off), each checked by the firmware's own rules."""
+    if "max_hour" in raw:
+        s.max_hour_mu = _milli(raw["max_hour"], "settings.max_hour", 0.001, MAX_AMOUNT_U)
+    if "max_day" in raw:
+        s.max_day_mu = _milli(raw["max_day"], "settings.max_day", 0.001, 10 * MAX_AMOUNT_U)
+    if "low_reservoir" in raw:
+        key = "settings.low_reservoir"
+        s.low_reservoir_mu = _milli(raw["low_reservoir"], key, 0.001, MAX_AMOUNT_U)
+        low, high = reservoir_mod.LOW_LEVEL_MIN_MU, reservoir_mod.LOW_LEVEL_MAX_MU
+        if not low <= s.low_reservoir_mu <= high:
+            raise ScenarioError("%s: the low-reservoir alert is at %s to %s" % (
+                key, pumptext.setting_units(low), pumptext.setting_units(high)))
+    if "auto_off" in raw:
+        hours = _int(raw["auto_off"], "settings.auto_off", 0, 1000)
+        low, high = alarms_mod.AUTO_OFF_MIN_H, alarms_mod.AUTO_OFF_MAX_H
+        if hours and not low <= hours <= high:
+            raise ScenarioError(
+                "settings.auto_off: %d h: auto-off is %d to %d h without a key press, or 0 "
+                "for off" % (hours, low, high))
+        s.auto_off_h = hours
+
+
+def _check_limits(raw, s):
+    """The hour and day limits against each other and the max basal, as the pump checks
+    them; names the keys the scenario gave (or the factory value it kept)."""
+    try:
+        try:
+            safety_mod.check_limits(s.max_hour_mu, s.max_day_mu, s.max_basal_mu_per_h)
+        except TypeError:  # a firmware whose check does not take the max basal
+            safety_mod.check_limits(s.max_hour_mu, s.max_day_mu)
+    except Refused as err:
+        given = [k for k in ("max_hour", "max_day", "max_basal") if k in raw]
+        keys = ", ".join("settings." + k for k in given) or "settings"
+        raise ScenarioError("%s: %s (max_hour %s, max_day %s, max_basal %s)" % (
+            keys, err, pumptext.setting_units(s.max_hour_mu),
+            pumptext.setting_units(s.max_day_mu),
+            pumptext.rate(s.max_basal_mu_per_h))) from None
+
+
 def _calculator_settings(raw, s):
     """The calculator, BG unit and insulin action keys of [settings]."""
     if "calculator" in raw:
@@ -440,6 +533,7 @@ class Result:
         self.events = sim.events
         self.screens = []  # screen names, in order of first appearance
         self.screenshots = []  # (name, pixels)
+        self.series = []  # (t_ms, iob_mu or None, pressure_kPa, force_mN or None)
 
     def summary(self):
         sim = self.sim
@@ -487,21 +581,39 @@ class Result:
             "sim_hours_per_wall_s": round(hours / self.wall_s, 1) if self.wall_s else None,
         }
 
+    def time_of_day(self, t_ms):
+        """The time of day ``t_ms`` into the run (the run's clock, from its start_time)."""
+        seconds = (self.scenario.start_ms_of_day + t_ms) // 1000 % (DAY_MS // 1000)
+        return "%02d:%02d:%02d" % (seconds // 3600, seconds // 60 % 60, seconds % 60)
+
     def write(self, out_dir):
         os.makedirs(out_dir, exist_ok=True)
+        clock = self.time_of_day
         with open(os.path.join(out_dir, "deliveries.csv"), "w", newline="") as f:
             writer = csv.writer(f)
-            writer.writerow(("t_ms", "kind", "steps", "mu"))
-            writer.writerows(self.deliveries)
+            writer.writerow(("t_ms", "time", "kind", "steps", "mu"))
+            for t_ms, kind, steps, mu in self.deliveries:
+                writer.writerow((t_ms, clock(t_ms), kind, steps, mu))
         with open(os.path.join(out_dir, "events.jsonl"), "w") as f:
             for seq, t_ms, etype, fields in self.events:
-                record = {"t_ms": t_ms, "type": etype, "seq": seq}
+                record = {"t_ms": t_ms, "time": clock(t_ms), "type": etype, "seq": seq}
                 record.update(fields)
                 f.write(json.dumps(record) + "\n")
         with open(os.path.join(out_dir, "outflow.csv"), "w", newline="") as f:
             writer = csv.writer(f)
-            writer.writerow(("t_ms", "delivered_nl"))
-            writer.writerows(self.sim.outflow.rows)
+            writer.writerow(("t_ms", "time", "delivered_nl"))
+            for t_ms, nl in self.sim.outflow.rows:
+                writer.writerow((t_ms, clock(t_ms), nl))
+        with open(os.path.join(out_dir, "iob.csv"), "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(("t_ms", "time", "iob_mu"))
+            for t_ms, iob_mu, _kpa, _mn in self.series:
+                writer.writerow((t_ms, clock(t_ms), "" if iob_mu is None else iob_mu))
+        with open(os.path.join(out_dir, "pressure.csv"), "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(("t_ms", "time", "pressure_kpa", "force_mn"))
+            for t_ms, _iob, kpa, force_mn in self.series:
+                writer.writerow((t_ms, clock(t_ms), kpa, "" if force_mn is None else force_mn))
         if self.screenshots:
             from sim import frames
 
@@ -510,6 +622,61 @@ class Result:
         with open(os.path.join(out_dir, "summary.json"), "w") as f:
             json.dump(self.summary(), f, indent=2)
             f.write("\n")
+
+
+class _RunTime(list):
+    """A list of what the firmware reports, its times moved from the firmware's clock (from
+    its last boot) to the run's (from the start, on across power cuts): ``offset`` is the
+    run time at which the firmware now running booted."""
+
+    def __init__(self, time_index):
+        list.__init__(self)
+        self.time_index = time_index
+        self.offset = 0
+
+    def append(self, item):
+        if self.offset:
+            item = list(item)
+            item[self.time_index] += self.offset
+            item = tuple(item)
+        list.append(self, item)
+
+
+def _follow_boots(sim):
+    """Stamp the run's time on events and deliveries, whichever boot of the firmware made
+    them: each boot after a power cut starts its clock at 0."""
+    events, deliveries = _RunTime(1), _RunTime(0)
+    events.extend(sim.events)
+    deliveries.extend(sim.deliveries)
+    sim.events, sim.deliveries = events, deliveries
+    sim.app.events.listener = events.append  # the running firmware's log reports here too
+    boot = sim._boot
+
+    def boot_and_note():
+        # The new App's clock starts when it is built, now in the run's time.
+        events.offset = deliveries.offset = sim.now_ms()
+        boot()
+
+    sim._boot = boot_and_note
+
+
+def _sample_series(sim, rows):
+    """Every SERIES_PERIOD_MS: insulin on board as the firmware counts it (None while the
+    power is off), the line pressure and the force the firmware last read."""
+    start_ns = sim._t0_ns
+
+    def sample(count):
+        app = sim.app
+        iob = force = None
+        if app.running:
+            now = app.now_ms()
+            iob = app.therapy.iob.iob_mu(now)
+            force = app.force_mn
+        rows.append((sim.now_ms(), iob, round(sim.plant.pressure_kpa(), 2), force))
+        due = start_ns + (count + 1) * SERIES_PERIOD_MS * 1_000_000
+        sim.clock.call_at(due, lambda: sample(count + 1))
+
+    sample(0)
 
 
 def run(scenario, progress=None):
@@ -525,6 +692,9 @@ def run(scenario, progress=None):
         seed=scenario.plant_seed,
         flash=FlashFS() if cuts else None,  # a pump that is cut keeps its state on flash
     )
+    _follow_boots(sim)
+    series = []
+    _sample_series(sim, series)
     screenshots = []  # (name, pixels)
     screens = _watch_screens(sim)
     for at_ms, _kind, action in scenario.actions:
@@ -554,6 +724,7 @@ def run(scenario, progress=None):
     result = Result(scenario, sim, time.perf_counter() - started)
     result.screens = screens
     result.screenshots = screenshots
+    result.series = series
     return result
 
 
@@ -597,36 +768,48 @@ def _watch_screens(sim):
     return shown
 
 
+def start(scenario, progress=None):
+    """run(), with a board file that does not build reported as a ScenarioError."""
+    try:
+        return run(scenario, progress)
+    except ConfigError as err:
+        raise ScenarioError("board %s: %s" % (scenario.board, err)) from None
+
+
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = pumptext.OneLineParser(description=__doc__.splitlines()[0])
     parser.add_argument("scenario", help="scenario file (TOML)")
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
     args = parser.parse_args(argv)
-    try:
-        scenario = load(args.scenario)
-    except ScenarioError as err:
-        print("scenario error: %s" % err, file=sys.stderr)
-        return 2
 
     def progress(t_ms, total_ms):
         if not args.quiet and sys.stderr.isatty():
             text = "\r%5.1f / %.1f h" % (t_ms / HOUR_MS, total_ms / HOUR_MS)
             print(text, end="", file=sys.stderr)
 
-    result = run(scenario, progress)
+    try:
+        scenario = load(args.scenario)
+        result = start(scenario, progress)
+    except ScenarioError as err:
+        print("scenario error: %s" % err, file=sys.stderr)
+        return 2
     if not args.quiet and sys.stderr.isatty():
         print(file=sys.stderr)
-    result.write(args.out)
+    try:
+        result.write(args.out)
+    except OSError as err:
+        print("scenario error: cannot write %s: %s" % (args.out, err.strerror), file=sys.stderr)
+        return 2
     summary = result.summary()
     print(
-        "%s: %.1f h simulated in %.2f s; basal %.3f U, bolus %.3f U, %d refused -> %s"
+        "%s: %.1f h simulated in %.2f s; basal %s, bolus %s, %d refused -> %s"
         % (
             scenario.name,
             summary["duration_h"],
             summary["wall_s"],
-            summary["delivered_mu"][BASAL] / 1000,
-            summary["delivered_mu"][BOLUS] / 1000,
+            pumptext.units(summary["delivered_mu"][BASAL]),
+            pumptext.units(summary["delivered_mu"][BOLUS]),
             summary["refused"],
             args.out,
         )
@@ -635,4 +818,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(pumptext.quiet_broken_pipe(main))

@@ -13,6 +13,7 @@ import argparse
 import os
 import sys
 
+import pumptext
 import scenario as runner
 
 from pump.core.therapy import BASAL, BOLUS
@@ -20,105 +21,56 @@ from pump.core.therapy import BASAL, BOLUS
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEMO = os.path.join(HERE, "scenarios", "demo_day.toml")
 HOUR_MS = 3_600_000
-# Passed on to tools/termsim.py: option -> help.
-TERMINAL_OPTIONS = {
-    "--board": "board file in boards/ (default pico_default)",
-    "--start": "time of day at boot, HH:MM (default 07:00)",
-    "--speed": "1, 60 or 3600 (default 1)",
-    "--seed": "the plant's noise seed (default 0)",
-}
+SPEEDS = (1, 60, 3600)
 
 
-def _units(mu):
-    return "%.3f" % (mu / 1000)
+def describe(event, nu_per_step=None):
+    """One readable line for an event (seq, t_ms, type, fields)."""
+    return pumptext.describe(event[2], event[3], nu_per_step)
 
 
-def _clock(t_ms, start_ms_of_day):
-    t = (t_ms + start_ms_of_day) % (24 * HOUR_MS)
-    return "%02d:%02d" % (t // HOUR_MS, t % HOUR_MS // 60_000)
-
-
-def describe(event):
-    """One readable line for an event."""
-    _seq, _t, etype, f = event
-    if etype == "bolus_started":
-        text = "%s bolus %s U started" % (f["bolus"], _units(f["requested_mu"]))
-        if f.get("extended_min"):
-            text += " (%d steps now, %d over %d min)" % (
-                f["now_steps"],
-                f["extended_steps"],
-                f["extended_min"],
-            )
-        return text
-    if etype == "bolus_finished":
-        return "%s bolus finished: %s U in %d steps" % (
-            f["bolus"],
-            _units(f["delivered_mu"]),
-            f["steps"],
-        )
-    if etype == "bolus_cancelled":
-        return "%s bolus cancelled (%s): %s U given, %s U not given" % (
-            f["bolus"],
-            f["reason"],
-            _units(f["delivered_mu"]),
-            _units(f["not_delivered_mu"]),
-        )
-    if etype == "basal_rate":
-        return "basal rate now %s U/h" % _units(f["rate_mu_per_h"])
-    if etype == "refused":
-        return "REFUSED %s: %s" % (f["command"], f["reason"])
-    if etype == "resumed":
-        return "resumed after %d min; %s U of basal not given" % (
-            f["suspended_min"],
-            _units(f["basal_not_given_mu"]),
-        )
-    if etype == "alarm":
-        return "ALARM (%s) %s" % (f.get("priority", "?"), f.get("message", f.get("code")))
-    if etype == "fault":
-        return "FAULT %s: motor stopped, %s U not given" % (
-            f["code"], _units(f.get("not_delivered_mu", 0)))
-    if etype == "alarm_cleared":
-        return "alarm cause gone: %s" % f["code"]
-    if etype == "alarm_ack":
-        return "alarm acknowledged: %s" % f["code"]
-    if etype == "backoff":
-        return "plunger backed off %d steps (%.2f uL)" % (f["steps"], f["nl"] / 1000)
-    if etype == "suspended":
-        return "delivery suspended (%s)" % f["reason"]
-    if etype == "battery":
-        return "battery %s (%d mV)" % (f["state"], f["mv"])
-    if etype == "self_test":
-        if f.get("passed"):
-            return "self-test passed"
-        return "SELF-TEST FAILED: %s" % ", ".join(str(c) for c in f.get("codes", ()))
-    details = ", ".join("%s=%s" % (k, v) for k, v in sorted(f.items()))
-    return etype.replace("_", " ") + (": " + details if details else "")
+def _amounts(steps_by_row, nu_per_step):
+    """Each row's insulin in mU from its steps, rounded so that the rows add up to the
+    rounded total: a row shows what the running total gained in it."""
+    shown = []
+    total_steps = 0
+    before = 0
+    for steps in steps_by_row:
+        total_steps += steps
+        now = pumptext.mu_from_steps(total_steps, nu_per_step)
+        shown.append(now - before)
+        before = now
+    return shown
 
 
 def report(result, out=sys.stdout):
     scenario = result.scenario
     summary = result.summary()
+    nu = result.sim.mechanics.nu_per_step
     start = scenario.start_ms_of_day
     hours = (scenario.duration_ms + HOUR_MS - 1) // HOUR_MS
-    per_hour = [[0, 0] for _ in range(hours)]
-    for t_ms, kind, _steps, mu in result.deliveries:
-        per_hour[min(t_ms // HOUR_MS, hours - 1)][0 if kind == BASAL else 1] += mu
-    print("Simulated pump: board %s, %.4f U per motor step (%.3f nL)" % (
-        summary["board"], summary["mu_per_step"] / 1000, summary["nl_per_step"]), file=out)
+    steps = {BASAL: [0] * hours, BOLUS: [0] * hours}
+    for t_ms, kind, train_steps, _mu in result.deliveries:
+        steps[kind][min(t_ms // HOUR_MS, hours - 1)] += train_steps
+    basal = _amounts(steps[BASAL], nu)
+    bolus = _amounts(steps[BOLUS], nu)
+    print("Simulated pump: board %s, %s per motor step (%.3f nL)" % (
+        summary["board"], pumptext.step_units(nu), summary["nl_per_step"]), file=out)
     print("", file=out)
-    print("  hour   basal U   bolus U", file=out)
-    for h, (basal, bolus) in enumerate(per_hour):
-        bar = "#" * round((basal + bolus) / 250)
-        print("  %s  %8s  %8s  %s" % (_clock(h * HOUR_MS, start), _units(basal), _units(bolus),
-                                       bar), file=out)
-    print("  total  %8s  %8s" % (_units(summary["delivered_mu"][BASAL]),
-                                  _units(summary["delivered_mu"][BOLUS])), file=out)
+    print("  hour     basal      bolus", file=out)
+    for h in range(hours):
+        bar = "#" * round((basal[h] + bolus[h]) / 250)
+        print("  %s  %9s  %9s  %s" % (pumptext.clock(start + h * HOUR_MS),
+                                      pumptext.units(basal[h]), pumptext.units(bolus[h]), bar),
+              file=out)
+    print("  total  %9s  %9s" % (pumptext.units(sum(basal)), pumptext.units(sum(bolus))),
+          file=out)
     print("", file=out)
     print("Events:", file=out)
     for event in result.events:
-        if event[2] in ("boot",):
-            continue
-        print("  %s  %s" % (_clock(event[1], start), describe(event)), file=out)
+        if event[2] in ("boot", "basal_hour"):
+            continue  # the boot is the reset's line; the hours are the table above
+        print("  %s  %s" % (pumptext.clock(start + event[1]), describe(event, nu)), file=out)
     print("", file=out)
     print(
         "%d pulse trains, %d motor steps counted at the driver; %d refused; "
@@ -132,10 +84,10 @@ def report(result, out=sys.stdout):
         ),
         file=out,
     )
-    steps = summary["delivered_steps"][BASAL] + summary["delivered_steps"][BOLUS]
-    if steps != summary["motor_steps"]:
+    recorded = summary["delivered_steps"][BASAL] + summary["delivered_steps"][BOLUS]
+    if recorded != summary["motor_steps"]:
         print("MISMATCH: the firmware recorded %d steps, the driver saw %d"
-              % (steps, summary["motor_steps"]), file=out)
+              % (recorded, summary["motor_steps"]), file=out)
         return 1
     return 0
 
@@ -153,38 +105,90 @@ def interactive(args, stdin=None, stdout=None):
         return False
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def _board(name):
+    if name not in runner.board_names():
+        raise argparse.ArgumentTypeError(
+            "no board file %r (known: %s)" % (name, ", ".join(runner.board_names())))
+    return name
+
+
+def _seed(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("%r is not a whole number" % text) from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("%r: the seed is 0 or more" % text)
+    return value
+
+
+def _speed(text):
+    if text not in [str(speed) for speed in SPEEDS]:
+        raise argparse.ArgumentTypeError(
+            "%r: the speed is one of %s" % (text, ", ".join(str(s) for s in SPEEDS)))
+    return int(text)
+
+
+def build_parser():
+    parser = pumptext.OneLineParser(prog="simulate.py", description=__doc__.splitlines()[0])
     parser.add_argument("scenario", nargs="?", help="a scenario file (default: the demo day)")
     parser.add_argument("--out", help="where the headless run writes (default: out/demo)")
     parser.add_argument("--headless", action="store_true", help="never the terminal simulator")
-    terminal = parser.add_argument_group("terminal simulator only")
-    for option, text in TERMINAL_OPTIONS.items():
-        terminal.add_argument(option, help=text)
+    parser.add_argument("--board", type=_board,
+                        help="board file in boards/ (default: the scenario's, or pico_default)")
+    parser.add_argument("--start", type=pumptext.time_of_day, metavar="HH:MM",
+                        help="time of day at boot (default: the scenario's, or 07:00 in the "
+                        "terminal)")
+    parser.add_argument("--seed", type=_seed, help="the plant's noise seed (default 0)")
+    parser.add_argument("--speed", type=_speed, metavar="1|60|3600",
+                        help="terminal simulator only: simulated seconds per second (default 1)")
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
     args = parser.parse_args(argv)
     if interactive(args):
         import termsim
 
         forwarded = []
-        for option in TERMINAL_OPTIONS:
-            value = getattr(args, option[2:])
-            if value is not None:
-                forwarded += [option, value]
+        if args.board is not None:
+            forwarded += ["--board", args.board]
+        if args.start is not None:
+            forwarded += ["--start", pumptext.clock(args.start)]
+        if args.seed is not None:
+            forwarded += ["--seed", str(args.seed)]
+        if args.speed is not None:
+            forwarded += ["--speed", str(args.speed)]
         return termsim.main(forwarded)
+    if args.speed is not None:
+        parser.error("--speed is for the terminal simulator; a headless run goes as fast as "
+                     "it can")
     args.scenario = args.scenario or DEMO
     args.out = args.out or os.path.join("out", "demo")
     try:
         scenario = runner.load(args.scenario)
+        # The options a person gave on the command line win over the scenario's.
+        if args.board is not None:
+            scenario.board = args.board
+        if args.start is not None:
+            scenario.start_ms_of_day = args.start
+        if args.seed is not None:
+            scenario.plant_seed = args.seed
+        result = runner.start(scenario)
+        result.write(args.out)
     except runner.ScenarioError as err:
         print("scenario error: %s" % err, file=sys.stderr)
         return 2
-    result = runner.run(scenario)
-    result.write(args.out)
+    except OSError as err:
+        print("simulate.py: cannot write %s: %s" % (args.out, err.strerror), file=sys.stderr)
+        return 2
     status = report(result)
-    print("Output written to %s/ (deliveries.csv, events.jsonl, summary.json)" % args.out)
+    print("Output written to %s/ (deliveries.csv, events.jsonl, iob.csv, pressure.csv, "
+          "outflow.csv, summary.json)" % args.out)
     print("Not for use on a person: a bench prototype and teaching project.")
     return status
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(pumptext.quiet_broken_pipe(main))

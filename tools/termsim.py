@@ -9,7 +9,6 @@ budget of wall time, so the keys stay answered whatever the firmware is doing. W
 host cannot keep up, the panel says so and shows the speed actually reached.
 """
 
-import argparse
 import asyncio
 import inspect
 import os
@@ -17,6 +16,7 @@ import sys
 import time
 from collections import deque
 
+import pumptext
 from sim.pump import SimPump
 from simulate import describe
 
@@ -41,6 +41,12 @@ KEY_HOLD_MS = 80  # a quick press
 LONG_HOLD_MS = 1500  # held past the keypad's long-press time (1 s)
 CHORD_HOLD_MS = 1300  # OK and BACK together past the keypad's chord time (1 s)
 KEY_GAP_MS = 120  # between two presses, as a person's pace
+# A terminal repeats a held key (after its own delay, then some 30 times a second): the
+# same key again sooner than this is the key still held, and it stays down on the pump
+# until no repeat has come for RELEASE_S.
+AUTOREPEAT_S = 0.1
+RELEASE_S = 0.15
+LOG_DIR = os.path.join("out", "sim")
 PARTIAL_OCCLUSION_PERCENT = 80.0
 POWER_CUT_MS = 5000
 FRESH_BATTERY_V = 4.5  # 3 x AA alkaline, new
@@ -96,8 +102,12 @@ class SimSession:
         self.gave_up_ms = 0  # simulated time given up because the host could not keep up
         self.error = None  # the firmware raised: the text, and the session stops
         self.notice = ""
-        self.deliveries = deque(maxlen=8)  # (t_ms, kind, steps, mu)
+        self.deliveries = deque(maxlen=8)  # (time of day, kind, steps, mu) as they happened
         self.log = deque(maxlen=12)  # (ms_of_day, text, style)
+        self.history = []  # every line of the session, for the log written on exit
+        self._held = None  # the key the terminal's auto-repeat holds down, or None
+        self._held_wall = 0.0
+        self._last_key = (None, 0.0)  # the last key event and its wall time
         self.battery_v = FRESH_BATTERY_V
         self._last_wall = wall_clock()
         self._target_ms = float(pump.now_ms())
@@ -127,6 +137,8 @@ class SimSession:
         """Move the firmware on by the wall time since the last call times the speed; stop
         after ``budget_s`` of wall time and carry the rest over (up to MAX_LAG_S)."""
         wall = self._wall()
+        if self._held is not None and wall - self._held_wall > RELEASE_S:
+            self.release_held()
         elapsed = wall - self._last_wall
         self._last_wall = wall
         pump = self.pump
@@ -193,6 +205,45 @@ class SimSession:
         """Press ``key`` ('UP', 'DOWN', 'OK', 'BACK') for ``hold_ms`` of simulated time."""
         self.press_together((key,), hold_ms)
 
+    def key_event(self, key):
+        """A key event from the terminal: a press, or (the same key again within
+        AUTOREPEAT_S, the terminal repeating a held key) the key held down on the pump until
+        the repeats stop, so the firmware's own repeat and x10/x100 steps are reached."""
+        wall = self._wall()
+        last_key, last_wall = self._last_key
+        self._last_key = (key, wall)
+        repeating = key == last_key and wall - last_wall <= AUTOREPEAT_S and not self.paused
+        if not repeating:
+            if self._held is not None:
+                self.release_held()
+            self.press(key)
+            return
+        self._held_wall = wall
+        if self._held == key:
+            return
+        if self._held is not None:
+            self.release_held()
+        pump = self.pump
+        if self.speed > 1:
+            self.set_speed(1)
+            self.notice = "speed 1x while you use the keys"
+        start = max(pump.now_ms() + 1, self._keys_free_ms)
+        pump.at_plant(start, lambda _plant: pump.hold_key(key))
+        self._held = key
+        self._keys_free_ms = start + 1
+        self.notice = "%s held" % key
+
+    def release_held(self):
+        """Let go of the key the terminal's repeats held down."""
+        key, self._held = self._held, None
+        if key is None:
+            return
+        pump = self.pump
+        at = max(pump.now_ms() + 1, self._keys_free_ms)
+        pump.at_plant(at, lambda _plant: pump.hold_key(key, False))
+        self._keys_free_ms = at + KEY_GAP_MS
+        self.notice = ""
+
     def press_together(self, keys, hold_ms):
         pump = self.pump
         if self.speed > 1 and not self.paused:
@@ -253,6 +304,7 @@ class SimSession:
         if not self.power_available():
             self.notice = "power cut: not available"
             return
+        self._collect()  # what the firmware said before the cut, on its own clock
         try:
             self.pump.power_loss(off_ms)
         except Exception as err:
@@ -270,9 +322,12 @@ class SimSession:
         # pump's own lists go (a day at 3600x is thousands of pulse trains).
         pump = self.pump
         app = pump.app
-        for delivery in pump.deliveries:
-            self.deliveries.append(delivery)
+        # Times are turned into the time of day now, by the firmware that made them: a
+        # firmware booted after a power cut counts its time from its own boot.
+        for t_ms, kind, steps, mu in pump.deliveries:
+            self.deliveries.append((app.therapy.ms_of_day(t_ms), kind, steps, mu))
         del pump.deliveries[:]
+        nu = pump.mechanics.nu_per_step
         for event in pump.events:
             if event[2] in _QUIET_EVENTS:
                 continue
@@ -283,8 +338,28 @@ class SimSession:
                 style = "yellow"
             elif event[2] == ev.REFUSED:
                 style = "magenta"
-            self.log.append((app.therapy.ms_of_day(event[1]), describe(event), style))
+            line = (app.therapy.ms_of_day(event[1]), describe(event, nu), style)
+            self.log.append(line)
+            self.history.append(line)
         del pump.events[:]
+
+    def write_log(self, folder=LOG_DIR, stamp=None):
+        """Write every event of the session, in words, to a file in ``folder``; returns its
+        path. ``stamp`` names the file (default: the wall-clock date and time)."""
+        import datetime
+
+        self._collect()
+        stamp = stamp or datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+        os.makedirs(folder, exist_ok=True)
+        path = os.path.join(folder, "session-%s.log" % stamp)
+        pump = self.pump
+        with open(path, "w") as f:
+            f.write("Simulator session: board %s, %s simulated\n" % (
+                pump.board_module.NAME if hasattr(pump.board_module, "NAME") else "?",
+                _duration_text(pump.now_ms())))
+            for ms_of_day, text, _style in self.history:
+                f.write("%s  %s\n" % (_clock_text(ms_of_day), text))
+        return path
 
     def ms_of_day(self):
         app = self.pump.app
@@ -332,8 +407,10 @@ class SimSession:
             basal += "  (temp basal)"
         rows.append(("Basal", basal))
         if status["bolus_steps"]:
-            rows.append(("Bolus", "%d of %d steps" % (
-                status["bolus_done_steps"], status["bolus_steps"])))
+            nu = pump.mechanics.nu_per_step
+            rows.append(("Bolus", "%s of %s given" % (
+                pumptext.units(pumptext.mu_from_steps(status["bolus_done_steps"], nu)),
+                pumptext.units(pumptext.mu_from_steps(status["bolus_steps"], nu)))))
         rows.append(("IOB", _units(app.therapy.iob.iob_mu(now))))
         rows.append(("Given", "basal %s, bolus %s" % (
             _units(status["basal_mu"]), _units(status["bolus_mu"]))))
@@ -350,11 +427,11 @@ class SimSession:
         return rows
 
     def delivery_lines(self):
-        app = self.pump.app
         lines = []
-        for t_ms, kind, steps, mu in reversed(self.deliveries):
-            lines.append("%s  %-5s %5d steps  %s" % (
-                _clock_text(app.therapy.ms_of_day(t_ms)), kind, steps, _units(mu)))
+        nu = self.pump.mechanics.nu_per_step
+        for ms_of_day, kind, steps, _mu in reversed(self.deliveries):
+            lines.append("%s  %-5s %5d steps  %.4f U" % (
+                _clock_text(ms_of_day), kind, steps, steps * nu / 1e9))
         return lines
 
 
@@ -484,7 +561,7 @@ class TermSim(App):
     # ----- actions ------------------------------------------------------------------------------
 
     def action_key(self, key):
-        self.session.press(key)
+        self.session.key_event(key)
 
     def action_long(self, key):
         self.session.press(key, LONG_HOLD_MS)
@@ -634,10 +711,9 @@ def _box(draw, char, left, top, colour):
 def build_session(args, wall_clock=time.monotonic):
     """The SimPump and session the command line asks for (a flash that survives power cuts
     when the simulator has one)."""
-    start_ms = 0
-    if args.start:
-        hours, _, minutes = args.start.partition(":")
-        start_ms = (int(hours) * 60 + int(minutes or 0)) * 60_000
+    start_ms = args.start
+    if isinstance(start_ms, str):
+        start_ms = pumptext.time_of_day(start_ms)
     options = {}
     if "flash" in inspect.signature(SimPump).parameters:
         from sim.hw.flashfs import FlashFS
@@ -649,11 +725,16 @@ def build_session(args, wall_clock=time.monotonic):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--board", default="pico_default")
-    parser.add_argument("--start", default="07:00", help="time of day at boot, HH:MM")
-    parser.add_argument("--speed", type=int, choices=SPEEDS, default=1)
-    parser.add_argument("--seed", type=int, default=0, help="the plant's noise seed")
+    import simulate
+
+    parser = pumptext.OneLineParser(prog="termsim.py", description=__doc__.splitlines()[0])
+    parser.add_argument("--board", default="pico_default", type=simulate._board)
+    parser.add_argument("--start", default="07:00", type=pumptext.time_of_day, metavar="HH:MM",
+                        help="time of day at boot (default 07:00)")
+    parser.add_argument("--speed", type=simulate._speed, default=1, metavar="1|60|3600")
+    parser.add_argument("--seed", type=simulate._seed, default=0, help="the plant's noise seed")
+    parser.add_argument("--log-dir", default=LOG_DIR,
+                        help="where the session's log is written on exit (default out/sim)")
     parser.add_argument("--screenshot", metavar="FILE", action="append",
                         help="run headless to an occlusion during a bolus and save the screen "
                         "to FILE (.svg or .png; may be given more than once)")
@@ -667,7 +748,11 @@ def main(argv=None):
         asyncio.run(save_screenshot(args.screenshot, session))
         print("Screenshot written to %s" % ", ".join(args.screenshot))
         return 0
-    TermSim(session).run()
+    try:
+        TermSim(session).run()
+    finally:
+        path = session.write_log(args.log_dir)
+        print("Session log written to %s" % path)
     return 0
 
 
