@@ -170,6 +170,7 @@ def test_a_change_the_pump_would_refuse_is_refused_at_once_with_the_reason(rig):
 
 
 def test_the_max_bolus_is_the_reason_even_when_the_hourly_limit_is_lower(rig):
+    assert rig.app.set_limits(10_000, 1_000) is None
     assert rig.app.set_insulin_limits(2_000, 20_000) is None  # 2 U an hour
     answer = rig.last("bolus", 12_000)
     assert answer.fields["code"] == p.E_REFUSED and "max bolus" in answer.fields["msg"]

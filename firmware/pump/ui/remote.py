@@ -5,7 +5,6 @@ from pump.core import keys
 from pump.ui import text
 from pump.ui.screens import Confirm, Message
 
-_ROWS = 5  # text lines between the title and the bottom line
 SETUP_ALARMS = ("set_up", "check_settings", "set_time")  # what a setup answers (core.alarms)
 
 
@@ -21,7 +20,6 @@ class RemoteConfirm(Confirm):
         Confirm.__init__(self, "remote_confirm", title, lines, self._ok)
         self.link = link
         self.change = change
-        self.top = 0  # the first line shown
         if change.command == "setup":
             self.settles = SETUP_ALARMS
         elif change.command == "time_set":
@@ -31,11 +29,7 @@ class RemoteConfirm(Confirm):
         return self.link.confirm(self.change, ui.app.now_ms())
 
     def key(self, ui, kind, key, step):
-        if kind == keys.REPEAT or kind == keys.PRESS:
-            if key == keys.DOWN and self.top + _ROWS < len(self.lines):
-                self.top += 1
-            elif key == keys.UP and self.top > 0:
-                self.top -= 1
+        self.scroll(kind, key)
         if kind != keys.PRESS:
             return
         if key == keys.OK:
@@ -51,16 +45,9 @@ class RemoteConfirm(Confirm):
             ui.flash("USB change no")
 
     def draw(self, ui, p, now):
-        p.title(self.title)
-        lines = self.lines
-        y = 12
-        for line in lines[self.top : self.top + _ROWS]:
-            p.text(line, 0, y)
-            y += 9
-        if self.top + _ROWS < len(lines):
-            p.right("v", 48)  # more below: DOWN scrolls
         left = (self.change.expires_ms - now + 999) // 1000
-        p.text("OK=yes BACK %ds" % (left if left > 0 else 0), 0, 56)
+        self.ok_text = "OK=yes BACK %ds" % (left if left > 0 else 0)
+        Confirm.draw(self, ui, p, now)
 
     def refresh_at(self, ui, now):
         return now + 1000 - (self.change.expires_ms - now) % 1000

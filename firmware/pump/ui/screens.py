@@ -15,6 +15,7 @@ BACK = keys.BACK
 
 BOLUS_REFRESH_MS = 1000  # the progress bar moves while a bolus runs
 BUSY_REFRESH_MS = 500  # a screen waiting for the motor looks again this often
+CONFIRM_ROWS = 5  # text lines between a confirm screen's title and its bottom line
 
 
 class Screen:
@@ -133,7 +134,8 @@ class Editor(Screen):
 class Confirm(Screen):
     """The second step of every change: shows the change; OK does it, BACK leaves.
 
-    ``lines``: up to 5 texts; one starting with '!' is a warning, drawn lit.
+    ``lines``: texts, 5 shown at a time (UP/DOWN scroll more); one starting with '!' is
+    a warning, drawn lit.
     ``action(ui)`` returns None or the App's refusal, shown as a message; then ``done(ui)``
     (default: home). BACK calls ``back(ui)`` if given, and leaves.
     """
@@ -147,8 +149,17 @@ class Confirm(Screen):
         self.done = done
         self.ok_text = ok_text
         self.back = back
+        self.top = 0  # the first line shown
+
+    def scroll(self, kind, key):
+        if kind == PRESS or kind == REPEAT:
+            if key == DOWN and self.top + CONFIRM_ROWS < len(self.lines):
+                self.top += 1
+            elif key == UP and self.top > 0:
+                self.top -= 1
 
     def key(self, ui, kind, key, step):
+        self.scroll(kind, key)
         if kind != PRESS:
             return
         if key == OK:
@@ -167,12 +178,15 @@ class Confirm(Screen):
     def draw(self, ui, p, now):
         p.title(self.title)
         y = 12
-        for line in self.lines:
+        lines = self.lines
+        for line in lines[self.top : self.top + CONFIRM_ROWS]:
             if line and line[0] == "!":
                 p.text(line[1:], 1, y, True)
             else:
                 p.text(line, 0, y)
             y += 9
+        if self.top + CONFIRM_ROWS < len(lines):
+            p.right("v", 56)  # more below: DOWN scrolls
         p.text(self.ok_text, 0, 56)
 
 
@@ -212,15 +226,11 @@ class Home(Screen):
         if kind != PRESS:
             return
         if key == BACK and ui.app.therapy.bolus is not None:
-            from pump.ui import flows
-
-            flows.offer_cancel_bolus(ui)
+            ui.open("bolus", "offer_cancel_bolus")
         elif ui.locked:
             ui.flash("Locked: BACK+OK")
         elif key == OK:
-            from pump.ui import flows
-
-            flows.main_menu(ui)
+            ui.open("menu", "main_menu")
 
     def draw(self, ui, p, now):
         app = ui.app
@@ -263,19 +273,40 @@ class Home(Screen):
         return now + 60_000 - ui.app.therapy.ms_of_day(now) % 60_000
 
 
+# Alarms whose OK leads to the screens that answer them: (code, module, function, OK text).
+_LEADS = (
+    ("set_up", "setup", "start", "OK=set up"),
+    ("check_settings", "setup", "start", "OK=set up"),
+    ("set_time", "clock", "set_time_after_loss", "OK=set time"),
+)
+
+
+def _lead(code):
+    for lead in _LEADS:
+        if lead[0] == code:
+            return lead
+    return None
+
+
 class AlarmScreen(Screen):
-    """An alarm over any screen, in large letters; OK acknowledges it."""
+    """An alarm over any screen, in large letters; OK acknowledges it. The set-up, damaged
+    settings and clock alarms then lead on to the screens that answer them."""
 
     name = "alarm"
 
     def __init__(self, alarm):
         self.alarm = alarm
         self.lines = text.wrap(alarm_message(alarm.code), text.COLUMNS, 3)
+        self.lead = _lead(alarm.code)
 
     def key(self, ui, kind, key, step):
         if kind == PRESS and key == OK:
-            ui.app.acknowledge(self.alarm.code)
+            code = self.alarm.code
+            ui.app.acknowledge(code)
             ui.pop()
+            lead = self.lead
+            if lead is not None and not ui.answering(code):
+                ui.open(lead[1], lead[2])
 
     def draw(self, ui, p, now):
         p.center("ALARM", 0, 2)
@@ -283,7 +314,7 @@ class AlarmScreen(Screen):
         for line in self.lines:
             p.text(line, 0, y)
             y += 9
-        p.text("OK=acknowledge", 0, 56, True)
+        p.text("OK=acknowledge" if self.lead is None else self.lead[3], 0, 56, True)
 
 
 def alarm_message(code):

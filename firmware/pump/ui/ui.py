@@ -1,4 +1,12 @@
-"""The screen controller: a stack of screens, key events in, a whole frame out."""
+"""The screen controller: a stack of screens, key events in, a whole frame out.
+
+The workflows behind the menus are modules of their own (pump/ui/<name>.py), imported
+when a screen of theirs opens (``open``) and let go once the person is back home, so
+their code and tables take RAM only while they are on the screen.
+"""
+
+import gc
+import sys
 
 from pump.core import keys
 from pump.core.units import earliest
@@ -7,6 +15,11 @@ from pump.ui import widgets as w
 
 FLASH_MS = 2000  # a short note at the bottom of the screen stays this long
 IDLE_HOME_MS = 120_000  # without a key press, menus give way to the home screen
+# The modules open() imports, let go at home (pump/ui/<name>.py; "remote" the USB confirm).
+WORKFLOWS = (
+    "menu", "bolus", "calc", "temp", "segments", "profiles", "reservoir", "history",
+    "settings", "calc_settings", "setup", "clock", "remote",
+)
 
 
 class Ui:
@@ -58,6 +71,7 @@ class Ui:
         if len(self.stack) > 1:
             self.stack.pop()
         self.needs_redraw = True
+        self._release()
 
     def replace(self, screen):
         if len(self.stack) > 1:
@@ -70,6 +84,33 @@ class Ui:
         del self.stack[1:]
         self.stack.extend(kept)
         self.needs_redraw = True
+        self._release()
+
+    def finish(self):
+        """A setup or the time answered its alarm: home, with every screen above it gone."""
+        del self.stack[1:]
+        self.needs_redraw = True
+        self._release()
+
+    def open(self, module, function, *args):
+        """Run ``function(ui, *args)`` of pump/ui/<module>.py, importing it now."""
+        mod = __import__("pump.ui." + module, None, None, (function,))
+        getattr(mod, function)(self, *args)
+
+    def _release(self):
+        """Back home (alarms aside): let the workflows' modules go, and collect."""
+        for screen in self.stack[1:]:
+            if not isinstance(screen, screens.AlarmScreen):
+                return
+        package = sys.modules.get("pump.ui")
+        dropped = False
+        for name in WORKFLOWS:
+            if sys.modules.pop("pump.ui." + name, None) is not None:
+                dropped = True
+            if package is not None and name in package.__dict__:
+                delattr(package, name)
+        if dropped:
+            gc.collect()
 
     def show_confirm(self, title, lines, on_ok, on_back=None, name="remote confirm"):
         """Put a modal yes/no question over any screen (an alarm stays above it).
@@ -112,6 +153,13 @@ class Ui:
         self._flash_until = self.now + FLASH_MS
         self.needs_redraw = True
 
+    def answering(self, code):
+        """True while a screen open answers alarm ``code`` (its own screen then waits)."""
+        for screen in self.stack:
+            if code in screen.settles:
+                return True
+        return False
+
     def screen_name(self):
         return self.stack[-1].name
 
@@ -148,8 +196,8 @@ class Ui:
         alarm = self.app.alarms.shown(now_ms)
         top = self.stack[-1]
         on_top = isinstance(top, screens.AlarmScreen)
-        if alarm is not None and alarm.code in top.settles:
-            return False  # the screen on top answers this alarm (a setup, the time)
+        if alarm is not None and self.answering(alarm.code):
+            return False  # a screen open answers this alarm (a setup, the time)
         if alarm is None:
             if on_top:
                 self.stack.pop()
@@ -208,14 +256,15 @@ class Ui:
         if isinstance(top, screens.AlarmScreen):
             if alarm is not top.alarm:
                 return now_ms
-        elif alarm is not None and alarm.code not in top.settles:
+        elif alarm is not None and not self.answering(alarm.code):
             return now_ms
         return self._due
 
 
 def _stays(screen):
-    """Alarms and modal questions stay when the person is sent home."""
-    return screen.modal or isinstance(screen, screens.AlarmScreen)
+    """Alarms, modal questions and the screens that answer an alarm (a setup, the time)
+    stay when the person is sent home, and through the idle timeout."""
+    return screen.modal or isinstance(screen, screens.AlarmScreen) or bool(screen.settles)
 
 
 def _pop_screen(ui):
