@@ -162,3 +162,29 @@ def test_simulated_session_dispenses_on_the_firmware_s_motor(board_copy, capsys)
     with open(board_copy) as f:
         text = f.read()
     assert '"calibrated_step_pl": 15100,' in text  # 45.2e6 / 0.99777 / 3000 = 15100.3
+
+
+def test_the_readme_s_simulated_calibration_runs_at_its_defaults(board_copy, capsys):
+    # `tools/calibrate.py --sim --dry-run`: 3 runs of 20,000 steps, masses typed in mg.
+    answers = ["1000", "1294.5"] * 3
+    assert _run(["--sim", "--dry-run", "--board-file", board_copy], answers) == 0
+    out = capsys.readouterr().out
+    assert out.count("20000 steps, 294.5 mg -> 14758 pL per step") == 3
+    assert "Dry run: the board file is not changed." in out
+
+
+def test_the_simulated_dispenser_feeds_the_watchdog_between_trains():
+    dispense = calibrate.SimDispenser("pico_default")
+    # 30 s of motor time with no main loop running: the 8 s watchdog must not run out.
+    assert dispense(60_000) == 60_000
+    assert dispense.trains == 30 and dispense.feeds == 30
+    dispense.sim.clock.run_for_ns(7_000_000_000)  # and it is still fed up to the last train
+
+
+@pytest.mark.parametrize("option", [["--temp", "nan"], ["--density", "inf"], ["--runs", "x"]])
+def test_nan_inf_and_words_in_options_exit_2_in_one_line(board_copy, capsys, option):
+    with pytest.raises(SystemExit) as info:
+        calibrate.main(["--manual", "--board-file", board_copy] + option, io.StringIO(""))
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and option[0] in err, err

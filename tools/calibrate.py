@@ -9,7 +9,6 @@ runs goes into the board file's MECHANICS["calibrated_step_pl"] (after confirmat
 Exit status: 0 done (or nothing written on request), 2 a refused entry or option.
 """
 
-import argparse
 import importlib.util
 import math
 import os
@@ -17,6 +16,8 @@ import re
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+import pumptext
 
 from pump.core.units import step_volume_pl
 
@@ -209,7 +210,12 @@ def load_board(path):
 
 class SimDispenser:
     """Dispenses in the simulator: the firmware's board on the fakes, therapy suspended,
-    the motor driven for ``steps`` steps; returns the steps the driver model counted."""
+    the motor driven for ``steps`` steps; returns the steps the driver model counted.
+
+    The dispenser takes the motor from the firmware as a calibration jig would, and stands
+    in for its main loop meanwhile: it runs the motor in trains of at most one second and
+    feeds the watchdog after each, as the loop does after each of its passes, so the
+    watchdog (8 s) never runs out however many steps a run asks for."""
 
     def __init__(self, board="pico_default", steps_per_s=2000):
         from sim.pump import SimPump  # installs the hardware fakes: only when asked for
@@ -221,18 +227,24 @@ class SimDispenser:
         if self.sim.app.therapy.suspended_at is None or self.sim.board.stepper.busy():
             raise CalibrationError("the simulated pump did not suspend delivery")
         self.steps_per_s = steps_per_s
+        self.trains = 0
+        self.feeds = 0
 
     def __call__(self, steps):
         sim = self.sim
         stepper = sim.board.stepper
+        watchdog = sim.app.watchdog
         before = sim.driver.position_steps
         left = steps
         while left > 0:
-            chunk = min(left, 60_000)
+            chunk = min(left, self.steps_per_s)  # one second of steps
             stepper.start(chunk, self.steps_per_s)
             while stepper.busy():
                 sim.clock.run_for_ns(10_000_000)
             stepper.finish()
+            self.trains += 1
+            if watchdog is not None and watchdog.feed_if(True):
+                self.feeds += 1
             left -= chunk
         return sim.driver.position_steps - before
 
@@ -354,7 +366,7 @@ def _reader(stream):
 
 
 def main(argv=None, stdin=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = pumptext.OneLineParser(prog="calibrate.py", description=__doc__.splitlines()[0])
     mode = parser.add_mutually_exclusive_group(required=True)
     mode.add_argument("--sim", action="store_true", help="dispense in the simulator")
     mode.add_argument("--manual", action="store_true",
@@ -366,8 +378,10 @@ def main(argv=None, stdin=None):
     parser.add_argument("--runs", type=int, default=3, help="number of runs (default 3)")
     parser.add_argument("--steps", type=int, default=20_000, help="steps per run (default 20000)")
     parser.add_argument("--liquid", default="water", choices=("water", "insulin"))
-    parser.add_argument("--temp", type=float, default=22.0, help="liquid temperature, C")
-    parser.add_argument("--density", type=float, help="density in g/mL (overrides --liquid)")
+    parser.add_argument("--temp", type=pumptext.finite, default=22.0,
+                        help="liquid temperature, C")
+    parser.add_argument("--density", type=pumptext.finite,
+                        help="density in g/mL (overrides --liquid)")
     parser.add_argument("--net", action="store_true", help="type net masses (scale tared)")
     parser.add_argument("--sim-true-pl", type=int,
                         help="with --sim: a simulated scale for a pump of this many pL per step")
