@@ -94,9 +94,9 @@ def test_pumpctl_setup_from_a_file_sends_every_setting_and_a_long_profile(sim, t
     rows = ", ".join('["%02d:00", %.2f]' % (h, 0.5 + h * 0.05) for h in range(24))
     path = tmp_path / "mine.toml"
     path.write_text(
-        "max_bolus = 8.0\nmax_basal = 2.0\nincrement = 0.1\nmax_hour = 6\nmax_day = 40\n"
-        'auto_off = 0\nlow_reservoir = 30\n[[profiles]]\nname = "Hourly"\n'
-        "basal = [%s]\n" % rows
+        "max_bolus = 8.0\nmax_basal = 2.0\nbolus_increment = 0.1\nmax_hour = 6\nmax_day = 40\n"
+        'auto_off = 0\nlow_reservoir = 30\n[profiles]\n'
+        "Hourly = [%s]\n" % rows
     )
     code, _out, err = run(link, "setup", str(path), now=lambda: NOW)
     assert code == 0, err
@@ -183,3 +183,27 @@ def test_setup_is_refused_while_a_bolus_runs():
     assert rig.app.bolus("normal", 2000) is None
     answer = rig.last("setup", "2026-12-04T09:30:00")
     assert answer.fields["code"] == p.E_REFUSED and "bolus is running" in answer.fields["msg"]
+
+
+def test_the_confirm_screen_and_the_host_prompt_say_what_is_confirmed_in_units():
+    rig = LinkRig()
+    rig.last("bolus", 2500)
+    screen = rig.screen()
+    assert "USB: bolus?" in screen and "2.50 U" in screen and "1.5 U/min" in screen, screen
+    prompt = rig.link.describe(rig.link.held)
+    assert prompt.startswith("bolus: Normal bolus, 2.50 U, at 1.5 U/min, takes ")
+    rig.sim.press("BACK")
+    rig.last("temp", "rate", 1200, 90)
+    assert rig.link.describe(rig.link.held) == "temp basal: Temp basal, 1.20 U/h, for 1:30 h"
+    rig.sim.press("BACK")
+    rig.last("settings_put", "max_bolus=8000", "name1=Work", "basal1=00:00/700,06:00/900",
+             "active_profile=1")
+    prompt = rig.link.describe(rig.link.held)
+    for part in ("Max bol 8.00 U", "Work", "00:00 0.70 U/h", "06:00 0.90 U/h", "Use Work"):
+        assert part in prompt, prompt
+    assert "mU" not in prompt and "8000" not in prompt
+    rig.last("hello")
+    rig.sim.press("BACK")
+    rig.last("time_set", "2026-12-04T09:30:00")
+    assert rig.link.describe(rig.link.held) == (
+        "set clock: Set the clock to, 2026-12-04, 09:30:00, + the time until OK")

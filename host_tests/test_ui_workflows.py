@@ -154,7 +154,7 @@ def test_temp_basal_set_then_cancel():
     temp = rig.app.therapy.temp
     assert temp.kind == TEMP_PERCENT and temp.value == 150
     assert temp.end_ms - temp.start_ms == 90 * MIN
-    assert rig.shows("Basal T1.20"), rig.dump()
+    assert rig.shows("Temp   1.20 U/h"), rig.dump()
     rig.press(OK)
     rig.enter(DOWN, 2)
     rig.press(OK)
@@ -163,7 +163,7 @@ def test_temp_basal_set_then_cancel():
     assert rig.shows("Temp 150 %"), rig.dump()
     rig.press(OK)
     assert rig.app.therapy.temp is None and len(rig.events(ev.TEMP_CANCELLED)) == 1
-    assert rig.shows("Basal  0.80"), rig.dump()
+    assert rig.shows("Basal  0.80 U/h"), rig.dump()
 
 
 def test_profile_edited_segment_by_segment_then_selected():
@@ -272,11 +272,13 @@ def test_history_lists_recent_events_newest_first():
     rig.enter(DOWN, 6)  # 'History'
     rig.press(OK)
     assert rig.screen() == "history"
-    assert rig.shows("08:00 Done 0.9"), rig.dump()  # whole steps: 0.99 U went in
-    assert rig.shows("08:00 Bol 1.00"), rig.dump()
+    assert rig.shows("08:00 End 0.99U"), rig.dump()  # whole steps: 0.99 U went in
+    assert rig.shows("08:00 Bol 1.00U"), rig.dump()
+    assert rig.shows("08:00 0.80 U/h"), rig.dump()  # the basal rate
     assert rig.shows("08:00 Start"), rig.dump()
     rig.press(OK)  # the details of the newest
-    assert rig.screen() == "history detail" and rig.shows("bolus_finished"), rig.dump()
+    assert rig.screen() == "history detail" and rig.shows("bolus finished"), rig.dump()
+    assert rig.shows("delivered 0.99 U") and rig.shows("requested 1.00 U"), rig.dump()
 
 
 def test_a_refusal_from_the_pump_is_shown_as_a_message():

@@ -26,19 +26,25 @@ def event_line(therapy, event):
     return text.hhmm(ms_of_day) + " " + what
 
 
-def _mu(f, key):
+def _u(f, key, unit="U"):
+    """A field in mU (or mU/h) as units: '2.50U'."""
     value = f.get(key)
-    return "" if value is None else text.units(value)
+    return "" if value is None else text.units(value) + unit
+
+
+def _fit(label, value):
+    """Label and value in the 9 columns after the time: a space between when it fits."""
+    return label + (" " if len(label) + len(value) < 9 else "") + value
 
 
 _EVENT_TEXT = {
     "boot": "Start",
-    "basal_rate": lambda f: "Rate " + _mu(f, "rate_mu_per_h"),
-    "bolus_started": lambda f: "Bol " + _mu(f, "requested_mu"),
-    "bolus_finished": lambda f: "Done " + _mu(f, "delivered_mu"),
-    "bolus_cancelled": lambda f: "Stop " + _mu(f, "delivered_mu"),
-    "temp_basal_started": lambda f: "Temp " + (
-        "%d%%" % f["percent"] if "percent" in f else _mu(f, "rate_mu_per_h")),
+    "basal_rate": lambda f: text.rate(f.get("rate_mu_per_h", 0)),
+    "bolus_started": lambda f: _fit("Bol", _u(f, "requested_mu")),
+    "bolus_finished": lambda f: _fit("End", _u(f, "delivered_mu")),
+    "bolus_cancelled": lambda f: _fit("Cut", _u(f, "delivered_mu")),
+    "temp_basal_started": lambda f: _fit("Temp", (
+        "%d%%" % f["percent"] if "percent" in f else _u(f, "rate_mu_per_h", "U/h"))),
     "temp_basal_cancelled": "Temp cancel",
     "temp_basal_expired": "Temp end",
     "suspended": "Suspend",
@@ -46,6 +52,7 @@ _EVENT_TEXT = {
     "refused": lambda f: "No: " + str(f.get("command", "")),
     "settings_changed": "Settings",
     "clock_set": "Clock set",
+    "setup_step": lambda f: "Setup " + str(f.get("step", "")),
     "profile_selected": lambda f: "Prof " + str(f.get("name", "")),
     "profile_saved": lambda f: "Saved " + str(f.get("name", "")),
     "alarm": lambda f: "! " + str(f.get("code", "")),
@@ -55,13 +62,38 @@ _EVENT_TEXT = {
     "reservoir_rewound": "Rewound",
     "reservoir_loaded": lambda f: "Load %d U" % (f.get("volume_mu", 0) // 1000),
     "primed": lambda f: "Fill " + str(f.get("part", "")),
-    "basal_hour": lambda f: "Basal " + _mu(f, "mu"),
+    "basal_hour": lambda f: _fit("Bas", _u(f, "mu")),
     "reset": "Reset",
     "reset_cause": lambda f: "Cause " + str(f.get("cause", "")),
     "self_test": lambda f: "Self-test " + ("ok" if f.get("passed") else "FAIL"),
     "no_delivery": lambda f: "Off %d min" % (f.get("seconds", 0) // 60),
-    "delivery_uncertain": lambda f: "Unsure " + _mu(f, "mu"),
+    "delivery_uncertain": lambda f: _fit("Unsure", _u(f, "mu")),
 }
+
+
+def field_text(key, value):
+    """One event field as a person reads it: 'requested 2.50 U', 'rate 0.80 U/h'."""
+    if type(value) is not int:
+        return "%s %s" % (key, value)
+    if key == "mu":
+        return text.units_u(value)
+    if key[-9:] == "_mu_per_h":
+        return key[:-9] + " " + text.rate(value)
+    if key[-3:] == "_mu":
+        return key[:-3] + " " + text.units_u(value)
+    if key[-3:] == "_ms":
+        if value >= 60_000:
+            return key[:-3] + " " + text.duration(value)
+        return "%s %d.%d s" % (key[:-3], value // 1000, value % 1000 // 100)
+    if key[-4:] == "_min":
+        return "%s %d min" % (key[:-4], value)
+    if key[-6:] == "wall_s":
+        from pump.core.state import rtc_tuple
+
+        dt = rtc_tuple(value)
+        label = key[:-7] if len(key) > 6 else "at"
+        return "%s %04d-%02d-%02d %02d:%02d" % ((label,) + dt[:3] + dt[4:6])
+    return "%s %d" % (key, value)
 
 
 def history(ui):
@@ -81,11 +113,11 @@ def history(ui):
         if event is None:
             return
         fields = event[4]
-        parts = [event[3]]
+        lines = [event[3].replace("_", " ")[: text.COLUMNS]]
         for key in sorted(fields):
-            parts.append("%s=%s" % (key, fields[key]))
-        ui.push(Message(event_line(app.therapy, event)[:text.COLUMNS], " ".join(parts),
-                        "history detail"))
+            lines.append(field_text(key, fields[key])[: text.COLUMNS])
+        ui.push(Message(event_line(app.therapy, event)[:text.COLUMNS], "", "history detail",
+                        lines=lines))
 
     menu = Menu("history", "History %d" % len(events), [(line, show_detail) for line in lines])
     ui.push(menu)

@@ -3,7 +3,7 @@ reads; OK carries it out, BACK rejects it. A long change (a setup) scrolls with 
 
 from pump.core import keys
 from pump.ui import text
-from pump.ui.screens import Confirm, Message
+from pump.ui.screens import Confirm, Message, bolus_run_ms
 
 SETUP_ALARMS = ("set_up", "check_settings", "set_time")  # what a setup answers (core.alarms)
 
@@ -72,10 +72,10 @@ def describe(app, change, draft=None):
     command = req.command
     s = app.therapy.settings
     if command == "bolus":
-        speed = s.bolus_speed_mu_per_min
-        seconds = (args[0] * 60 + speed - 1) // speed
+        steps = app.therapy.mech.steps_for_mu(args[0], 0)[0]
+        seconds = (bolus_run_ms(app, steps) + 999) // 1000
         return "USB: bolus?", ["Normal bolus", "  " + text.units_u(args[0]),
-                               "at " + text.speed(speed),
+                               "at " + text.speed(s.bolus_speed_mu_per_min),
                                "takes %d:%02d min" % (seconds // 60, seconds % 60)]
     if command == "temp":
         if args[0] == "percent":

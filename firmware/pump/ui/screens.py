@@ -191,17 +191,20 @@ class Confirm(Screen):
 
 
 class Message(Screen):
-    """A text to read (a refusal, a result); OK or BACK goes back."""
+    """A text to read (a refusal, a result); OK or BACK goes back. ``lines``: the text's
+    lines as given, instead of ``message`` wrapped; UP/DOWN scroll more than 5."""
 
     name = "message"
 
-    def __init__(self, title, message, name="message", back_home=False):
+    def __init__(self, title, message, name="message", back_home=False, lines=None):
         self.name = name
         self.title = title
-        self.lines = text.wrap(message, text.COLUMNS, 5)
+        self.lines = lines if lines is not None else text.wrap(message, text.COLUMNS, 5)
         self.back_home = back_home
+        self.top = 0
 
     def key(self, ui, kind, key, step):
+        Confirm.scroll(self, kind, key)
         if kind == PRESS and (key == OK or key == BACK):
             if self.back_home:
                 ui.home()
@@ -211,14 +214,49 @@ class Message(Screen):
     def draw(self, ui, p, now):
         p.title(self.title)
         y = 12
-        for line in self.lines:
+        for line in self.lines[self.top : self.top + CONFIRM_ROWS]:
             p.text(line, 0, y)
             y += 9
+        if self.top + CONFIRM_ROWS < len(self.lines):
+            p.text("v", 0, 56)
         p.right("OK", 56)
 
 
+def bolus_run_ms(app, steps):
+    """How long ``steps`` of bolus take at the set speed, with the line tests' pauses."""
+    therapy = app.therapy
+    mech = therapy.mech
+    rate = mech.steps_per_s_for_mu_per_min(therapy.settings.bolus_speed_mu_per_min)
+    if rate > mech.max_step_rate:
+        rate = mech.max_step_rate
+    run_ms = steps * 1000 // (rate if rate > 0 else 1)
+    test = app.line_test
+    if test is not None:
+        # A test every bolus_interval_ms of bolus time: it settles, pulls, watches, pushes.
+        pause = test.settle_ms + 2 * test.watch_ms
+        run_ms += (run_ms + test.bolus_interval_ms - 1) // test.bolus_interval_ms * pause
+    return run_ms
+
+
+def bolus_finish_ms(app, now):
+    """When the running bolus will be over (absolute ms): the App's own answer when it has
+    one, else its part now at the set speed plus the line tests' pauses, and its extended
+    part's end."""
+    own = getattr(app, "bolus_finish_ms", None)
+    if own is not None:
+        return own(now)
+    bolus = app.therapy.bolus
+    end = now + bolus_run_ms(app, bolus.immediate_remaining())
+    if bolus.ext_steps:
+        ext_end = bolus.start_ms + bolus.ext_duration_ms
+        if ext_end > end:
+            end = ext_end
+    return end
+
+
 class Home(Screen):
-    """Time, state, basal rate, insulin on board, reservoir and battery at a glance."""
+    """Time, state, basal rate, insulin on board, reservoir and battery at a glance; during
+    a bolus, its progress and when it will be over."""
 
     name = "home"
 
@@ -251,18 +289,24 @@ class Home(Screen):
             done = bolus.delivered_steps
             mech = therapy.mech
             p.text("Bolus " + text.units(mech.mu_for_steps(done)) + "/" + text.units(
-                bolus.requested_mu), 0, 19)
+                bolus.requested_mu) + "U", 0, 19)
             p.progress(0, 57, w.WIDTH, 7, done, steps)
         else:
             p.text("Delivering", 0, 19)
         temp = therapy.temp
-        label = "Basal T" if temp is not None and therapy.suspended_at is None else "Basal  "
-        p.text(label + text.units(therapy.rate(now)), 0, 28)
+        label = "Temp   " if temp is not None and therapy.suspended_at is None else "Basal  "
+        p.text(label + text.rate(therapy.rate(now)), 0, 28)
         if ui.iob is not None:
-            p.text("IOB    " + text.units(ui.iob.iob_mu(now)), 0, 37)
+            p.text("IOB    " + text.units_u(ui.iob.iob_mu(now)), 0, 37)
         else:
             p.text("IOB    --", 0, 37)
-        p.text("Res    " + text.units(app.reservoir.remaining_mu()), 0, 46)
+        if bolus is not None:
+            end_ms = therapy.ms_of_day(bolus_finish_ms(app, now))
+            seconds = end_ms // 1000
+            p.text("Ends   %02d:%02d:%02d" % (seconds // 3600, seconds // 60 % 60, seconds % 60),
+                   0, 46)
+        else:
+            p.text("Res    " + text.units_u(app.reservoir.remaining_mu()), 0, 46)
         if bolus is None:
             p.text("OK=menu" if not ui.locked else "locked", 0, 56)
 
