@@ -131,6 +131,15 @@ class Editor(Screen):
             p.text("UP/DN  OK  BACK", 4, 55)
 
 
+def scroll(screen, kind, key):
+    """UP/DOWN move a screen's ``lines`` under its title, 5 at a time (``screen.top``)."""
+    if kind == PRESS or kind == REPEAT:
+        if key == DOWN and screen.top + CONFIRM_ROWS < len(screen.lines):
+            screen.top += 1
+        elif key == UP and screen.top > 0:
+            screen.top -= 1
+
+
 class Confirm(Screen):
     """The second step of every change: shows the change; OK does it, BACK leaves.
 
@@ -152,11 +161,7 @@ class Confirm(Screen):
         self.top = 0  # the first line shown
 
     def scroll(self, kind, key):
-        if kind == PRESS or kind == REPEAT:
-            if key == DOWN and self.top + CONFIRM_ROWS < len(self.lines):
-                self.top += 1
-            elif key == UP and self.top > 0:
-                self.top -= 1
+        scroll(self, kind, key)
 
     def key(self, ui, kind, key, step):
         self.scroll(kind, key)
@@ -204,7 +209,7 @@ class Message(Screen):
         self.top = 0
 
     def key(self, ui, kind, key, step):
-        Confirm.scroll(self, kind, key)
+        scroll(self, kind, key)
         if kind == PRESS and (key == OK or key == BACK):
             if self.back_home:
                 ui.home()
