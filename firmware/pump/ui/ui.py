@@ -5,7 +5,6 @@ when a screen of theirs opens (``open``) and let go once the person is back home
 their code and tables take RAM only while they are on the screen.
 """
 
-import gc
 import sys
 
 from pump.core import keys
@@ -47,6 +46,7 @@ class Ui:
         self._flash_until = 0
         self._due = None  # when the frame drawn last must be drawn again (set by draw)
         self._seq = -1  # the last event recorded when the frame was drawn
+        self.collect_due = False  # workflow modules were let go (see _release)
 
     @property
     def calculator(self):
@@ -98,7 +98,10 @@ class Ui:
         getattr(mod, function)(self, *args)
 
     def _release(self):
-        """Back home (alarms aside): let the workflows' modules go, and collect."""
+        """Back home (alarms aside): let the workflows' modules go. ``collect_due`` then
+        says a ``gc.collect()`` would give their RAM back: the main loop's to run, at the
+        top of its stack (a collection deep in a key handler is no better on a Pico, and
+        traps the WASI MicroPython the tests run on)."""
         for screen in self.stack[1:]:
             if not isinstance(screen, screens.AlarmScreen):
                 return
@@ -110,7 +113,7 @@ class Ui:
             if package is not None and name in package.__dict__:
                 delattr(package, name)
         if dropped:
-            gc.collect()
+            self.collect_due = True
 
     def show_confirm(self, title, lines, on_ok, on_back=None, name="remote confirm"):
         """Put a modal yes/no question over any screen (an alarm stays above it).
