@@ -24,7 +24,9 @@ SHELL       := bash
 .DELETE_ON_ERROR:
 
 # Sources, listed when make starts (nothing below creates .py files).
-FIRMWARE_PY := $(shell find firmware -name '*.py' 2>/dev/null | LC_ALL=C sort)
+# firmware/manifest.py is read by MicroPython's build (freezing), never run on the Pico.
+FREEZE_PY   := firmware/manifest.py
+FIRMWARE_PY := $(filter-out $(FREEZE_PY),$(shell find firmware -name '*.py' 2>/dev/null | LC_ALL=C sort))
 BOARDS_PY   := $(shell find boards -name '*.py' 2>/dev/null | LC_ALL=C sort)
 TOOLS_PY    := $(shell find tools -name '*.py' 2>/dev/null | LC_ALL=C sort)
 LINT_DIRS   := $(wildcard firmware boards sim host_tests tools)
@@ -43,7 +45,7 @@ help:
 	@echo "  make lint       ruff check on firmware, boards, sim, host_tests, tools"
 	@echo "  make typecheck  mypy: firmware + boards against the Pico stubs, tools against CPython"
 	@echo "  make build      compile firmware + board to $(BUILD)/ for the Pico (.mpy, manifest.json)"
-	@echo "  make flash      build, copy $(BUILD)/ to the Pico with mpremote, reset it"
+	@echo "  make flash      build, copy to the Pico (ROMFS when it has one), reset, verify"
 	@echo "  make sim        the pump in the terminal (tools/termsim.py); without a terminal, the demo day"
 	@echo "  make bench      run the benchmarks (tools/bench.py, tools/bench_safety.py)"
 	@echo "  make screens    render every screen to docs/screens/*.png (tools/scenarios/screens)"
@@ -103,8 +105,9 @@ endif
 
 # --- firmware image ----------------------------------------------------------
 
-# build/ mirrors the device's filesystem: main.py (source), pump/**.mpy,
-# board.mpy (from boards/$(BOARD).py) and manifest.json (sha256 of each file).
+# build/ holds the image: boot.py and main.py (source), pump/**.mpy, board.mpy
+# (from boards/$(BOARD).py) and manifest.json (sha256 of each file). make flash
+# writes build/device-manifest.json, the same with the modules' paths as deployed.
 # Rebuilt from scratch each time so no stale module can slip into the image.
 build: $(STAMP)
 	@test -f firmware/main.py || { echo "error: firmware/main.py is missing" >&2; exit 1; }
@@ -123,15 +126,16 @@ build: $(STAMP)
 	$(VPY) -c "$$WRITE_MANIFEST" $(BUILD) $(BOARD) $(MPY_ARCH)
 	@echo "built $(BUILD)/ for board $(BOARD)"
 
-# Copies every entry of build/ into the device's root ("cp -r dir :" puts
-# dir at :/dir); unchanged files are skipped by hash. Files that are no
-# longer built are not removed from the device: a stale pump/x.py there
-# would be imported instead of pump/x.mpy. Then the restarted pump's firmware
-# hash is read back over the protocol and must match build/manifest.json.
+# tools/flash.py, in an order that a cut can never turn into a hang: stop the
+# RP2040's watchdog from the raw REPL, write a /flashing marker, main.py, remove
+# what the build no longer has (pump/ or board modules anywhere on the import path),
+# pump/**.mpy + board.mpy to the ROMFS partition (mpremote romfs deploy) when the
+# MicroPython image has one, else to littlefs; manifest.json last, marker off, a
+# /reset_planned mark, reset; then wait for the pump's `hash` (tools/verify_flash.py).
+# TARGET=romfs|littlefs forces the place of the modules (default: auto).
 flash: build
-	$(MPREMOTE) fs cp -r $(BUILD)/* :
-	$(MPREMOTE) reset
-	$(VPY) tools/verify_flash.py --build $(BUILD) $(if $(PORT),--port $(PORT),)
+	$(VPY) tools/flash.py --build $(BUILD) $(if $(PORT),--port $(PORT),) \
+	  $(if $(TARGET),--target $(TARGET),)
 
 # --- host programs -----------------------------------------------------------
 

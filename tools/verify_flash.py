@@ -1,11 +1,13 @@
 """After `make flash`: read the firmware hash back over the protocol and compare it with the build.
 
-    python tools/verify_flash.py [--port PORT | --sim PTY] [--build build] [--wait 20]
+    python tools/verify_flash.py [--port PORT | --sim PTY] [--build build] [--wait 180]
 
 The pump answers `hash` with the sha256 of the manifest.json it booted with and
 whether every file it lists matches (pump/hal/firmware_files.py). Both must agree
-with build/manifest.json, or this fails loudly (exit 1). The Pico restarts after
-flashing, so the port is tried again until --wait seconds have passed.
+with the manifest make flash wrote (build/device-manifest.json; build/manifest.json
+when there is none), or this fails loudly (exit 1). The Pico restarts after flashing
+and a slow board takes a while to hash its image, so the port is tried again, with
+progress shown, until --wait seconds have passed.
 """
 
 import argparse
@@ -20,8 +22,12 @@ EXIT_MISMATCH = 1
 
 
 def manifest_sha256(build_dir):
-    """sha256 (hex) of the build's manifest.json; a PumpError if there is none."""
-    path = os.path.join(build_dir, "manifest.json")
+    """sha256 (hex) of the manifest make flash wrote to the pump (build/device-manifest.json),
+    or of the build's manifest.json when nothing was flashed from this build; a PumpError if
+    there is neither."""
+    path = os.path.join(build_dir, "device-manifest.json")
+    if not os.path.exists(path):
+        path = os.path.join(build_dir, "manifest.json")
     try:
         with open(path, "rb") as f:
             return hashlib.sha256(f.read()).hexdigest()
@@ -46,24 +52,89 @@ def compare(expected, fields):
         expected[:12], fields.get("checked"))
 
 
-def read_hash(path, wait_s, timeout_s):
-    """The pump's `hash` fields, trying again while it restarts (up to ``wait_s``)."""
-    deadline = time.monotonic() + wait_s
+class _Recorder:
+    """A port that keeps the last text read, to quote a pump that says something else."""
+
+    def __init__(self, port):
+        self.port = port
+        self.text = b""
+
+    def read(self, n):
+        data = self.port.read(n)
+        if data:
+            self.text = (self.text + data)[-2048:]
+        return data
+
+    def __getattr__(self, name):
+        return getattr(self.port, name)
+
+
+INCOMPLETE = b"firmware incomplete"
+
+
+def _said_incomplete(recorder):
+    at = recorder.text.rfind(INCOMPLETE)
+    if at < 0:
+        return None
+    line = recorder.text[at:].split(b"\n")[0].decode("utf-8", "replace").strip()
+    return line
+
+
+def read_hash(path, wait_s, timeout_s, progress=None, clock=time.monotonic):
+    """The pump's `hash` fields, trying again while it restarts, for up to ``wait_s``.
+
+    A try is a `hello` (``timeout_s``) and then `hash`, which gets all the time left: a slow
+    board hashes its image for a while. ``progress(seconds waited)`` is called between
+    tries. A pump that prints "firmware incomplete" fails at once with its own line.
+    """
+    start = clock()
+    deadline = start + wait_s
     while True:
         client = None
+        recorder = None
         try:
-            client = pumpctl.Client(pumpctl.open_port(path), timeout_s)
+            recorder = _Recorder(pumpctl.open_port(path))
+            client = pumpctl.Client(recorder, max(0.5, min(timeout_s, deadline - clock())))
             client.hello()
+            client.timeout = max(timeout_s, deadline - clock())
             final, _ = client.request("hash")
             return final.fields
         except pumpctl.PumpError as err:
-            retry = err.code in (pumpctl.EXIT_NO_DEVICE, pumpctl.EXIT_TIMEOUT)
-            if not retry or time.monotonic() >= deadline:
+            said = _said_incomplete(recorder) if recorder is not None else None
+            if said:
+                raise pumpctl.PumpError(EXIT_MISMATCH, "the pump says: " + said) from None
+            retry = err.code in (
+                pumpctl.EXIT_NO_DEVICE, pumpctl.EXIT_TIMEOUT, pumpctl.EXIT_WRONG_DEVICE)
+            if not retry or clock() >= deadline:
+                if retry:
+                    raise pumpctl.PumpError(
+                        err.code, "%s (waited %.0f s)" % (err.message, clock() - start)
+                    ) from None
                 raise
         finally:
             if client is not None:
                 client.close()
+            elif recorder is not None:
+                recorder.close()
+        if progress is not None:
+            progress(clock() - start)
         time.sleep(0.5)
+
+
+def wait_and_check(path, expected, wait_s, out, timeout_s=10.0):
+    """After a flash: wait for the pump on ``path`` and compare its manifest hash; exit code."""
+    try:
+        fields = read_hash(path, wait_s, timeout_s, _progress(out))
+    except pumpctl.PumpError as exc:
+        out.flush()
+        sys.stderr.write("verify_flash: FAILED: %s\n" % exc.message)
+        return exc.code
+    ok, message = compare(expected, fields)
+    if not ok:
+        sys.stderr.write("verify_flash: FAILED: %s\n" % message)
+        return EXIT_MISMATCH
+    out.write("verify_flash: %s\n" % message)
+    return 0
 
 
 def main(argv=None, out=None, err=None):
@@ -74,8 +145,9 @@ def main(argv=None, out=None, err=None):
     where.add_argument("--port")
     where.add_argument("--sim", metavar="PTY")
     parser.add_argument("--build", default="build", help="the folder make build wrote")
-    parser.add_argument("--wait", type=float, default=20.0, help="seconds for the pump to restart")
-    parser.add_argument("--timeout", type=float, default=3.0)
+    parser.add_argument("--wait", type=float, default=180.0,
+                        help="seconds for the pump to restart and answer")
+    parser.add_argument("--timeout", type=float, default=10.0, help="seconds per hello")
     args = parser.parse_args(argv)
     try:
         expected = manifest_sha256(args.build)
@@ -83,7 +155,7 @@ def main(argv=None, out=None, err=None):
             path = args.sim or args.port
         else:
             path = _wait_for_port(args.wait)
-        fields = read_hash(path, args.wait, args.timeout)
+        fields = read_hash(path, args.wait, args.timeout, _progress(out))
     except pumpctl.PumpError as exc:
         err.write("verify_flash: FAILED: %s\n" % exc.message)
         return exc.code
@@ -93,6 +165,18 @@ def main(argv=None, out=None, err=None):
         return EXIT_MISMATCH
     out.write("verify_flash: %s\n" % message)
     return 0
+
+
+def _progress(out):
+    last = [0.0]
+
+    def progress(waited):
+        if waited - last[0] >= 5.0:
+            last[0] = waited
+            out.write("verify: waiting for the pump to answer... %.0f s\n" % waited)
+            out.flush()
+
+    return progress
 
 
 def _wait_for_port(wait_s):

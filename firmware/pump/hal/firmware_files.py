@@ -1,10 +1,15 @@
 """Firmware integrity: each file listed in the build's manifest.json hashed against its sha256.
 
-`make build` writes manifest.json next to main.py: {"format": 1, "board", "mpy_arch",
-"files": {path: sha256 hex}}, paths relative to the device's root. Besides missing
-and changed files, a .py or .mpy file that sits in one of the image's folders but
-is not in the manifest counts as unexpected: `make flash` never deletes, and a
-stale pump/x.py would be imported instead of pump/x.mpy.
+`make flash` writes manifest.json next to main.py: {"format": 1, "board", "mpy_arch",
+"files": {path: sha256 hex}}, paths relative to the device's root ("rom/pump/app.mpy"
+when the modules went to the ROMFS partition, "pump/app.mpy" on littlefs). Besides
+missing and changed files, two kinds count as unexpected:
+
+- a .py or .mpy file in one of the image's folders that the manifest does not list
+  (a stale pump/x.py would be imported instead of pump/x.mpy);
+- a ``pump/`` package or a board module in another folder of ``sys.path`` ('', /rom,
+  /rom/lib, /lib): littlefs comes first, so a pump/ left there by an earlier flash
+  would run instead of the one in /rom.
 """
 
 import binascii
@@ -17,6 +22,9 @@ from micropython import const
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = const(1)
 _CHUNK = const(512)  # bytes hashed per read: a small buffer, allocated once
+# The import path of the rp2 port, less '.frozen': where a pump/ or board module is found.
+IMPORT_PLACES = ("", "rom", "rom/lib", "lib")
+_BOARD_MODULES = ("board.py", "board.mpy")
 
 
 class FirmwareReport:
@@ -133,4 +141,30 @@ def verify(root="/", buf=None, on_file=None):
             rel = folder + "/" + name if folder else name
             if rel not in files:
                 report.unexpected.append(rel)
+    for rel in shadows(root, files):
+        if rel not in report.unexpected:
+            report.unexpected.append(rel)
     return report
+
+
+def shadows(root, files):
+    """A pump/ package or board module on the import path that the manifest does not list,
+    as "pump/" or "lib/board.mpy"; these would be imported instead of the image's or
+    alongside it."""
+    found = []
+    for place in IMPORT_PLACES:
+        prefix = place + "/" if place else ""
+        package = prefix + "pump/"
+        if _exists(_join(root, prefix + "pump")):
+            owned = False
+            for rel in files:
+                if rel.startswith(package):
+                    owned = True
+                    break
+            if not owned:
+                found.append(package)
+        for name in _BOARD_MODULES:
+            rel = prefix + name
+            if rel not in files and _exists(_join(root, rel)):
+                found.append(rel)
+    return found
