@@ -61,3 +61,11 @@ def reset(**clock_kw):
     machine.Timer.clear_latency()
     sys.modules["rp2"].reset_fakes()
     return clock
+
+
+def set_exact(exact=True):
+    """True: the models take no shortcut (every PD_SCK edge through the generic pins, every
+    PIO state machine step as a clock event, every event ending machine.idle()), the
+    reference the fast paths are checked against. Applies to models built afterwards."""
+    install()
+    sys.modules["vclock"].EXACT = bool(exact)

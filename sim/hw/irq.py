@@ -15,6 +15,8 @@ class _IrqState:
         self.in_hard_irq = 0
         # heap_lock() calls made by run_hard that are still in force.
         self.locks = 0
+        # Hard handlers run so far (an interrupt ends machine.idle()).
+        self.runs = 0
 
 
 state = _IrqState()
@@ -33,6 +35,7 @@ def _handler_name(fn):
 def run_hard(fn, arg):
     """Call fn(arg) as a hard interrupt handler."""
     state.in_hard_irq += 1
+    state.runs += 1
     if not MICROPYTHON:
         try:
             fn(arg)

@@ -5,6 +5,8 @@ import errno
 import irq as _irq
 import vclock
 
+_irq_state = _irq.state
+
 NS_PER_MS = vclock.NS_PER_MS
 
 PWRON_RESET = 1
@@ -46,8 +48,6 @@ class _State:
         self.irq_disable_depth = 0
         self.irq_disable_max_depth = 0
         self.cpu_freq = _SYS_FREQ
-        # Called with the _Gpio on every level change (the PIO fake's wait()).
-        self.change_hooks = []
 
 
 _state = _State()
@@ -83,6 +83,12 @@ class _Gpio:
         self.irq_trigger = 0
         self.irq_hard = False
         self.irq_flags = 0
+        # fn(gpio) on every level change, registered while something waits on this line.
+        self.watchers = []
+        # A device model's own handling of writes to this line (Pin.value(x)), equal in
+        # effect to the generic path below and cheaper; it falls back to it when the line
+        # has observers the device does not know of. None: the generic path.
+        self.fast_write = None
 
     def _external(self):
         if self.driven is not None:
@@ -100,38 +106,58 @@ class _Gpio:
 
     def update(self):
         # May run inside a hard handler (pin.value(x)): the bookkeeping below
-        # belongs to the fake, so it runs with the heap unlocked.
-        level = self.compute()
+        # belongs to the fake, so it runs with the heap unlocked. compute(), inlined:
+        # this runs on every write to every pin.
+        if self.pio_owned:
+            level = self.pio_level if self.pio_dir else self._external()
+        else:
+            mode = self.mode
+            if mode == 1:  # Pin.OUT
+                level = self.latch
+            elif mode == 2 and self.latch == 0:  # Pin.OPEN_DRAIN pulling low
+                level = 0
+            else:
+                level = self.driven
+                if level is None:
+                    level = 1 if self.pull == 1 else 0  # Pin.PULL_UP
         if level == self.level:
             return
-        token = _irq.pause_heap_lock()
-        try:
+        if _irq_state.locks:
+            token = _irq.pause_heap_lock()
+            try:
+                self._changed(level)
+            finally:
+                _irq.resume_heap_lock(token)
+        else:
             self._changed(level)
-        finally:
-            _irq.resume_heap_lock(token)
 
     def _changed(self, level):
         self.level = level
-        t_ns = vclock.current().now_ns
+        t_ns = vclock._clock[0].now_ns
         if self.record:
             history = self.history
             history.append((t_ns, level))
             if len(history) > self.history_limit:
                 del history[: len(history) // 2]
-        pin = self.handle
-        for fn in self.listeners:
-            fn(pin, level, t_ns)
-        edge = Pin.IRQ_RISING if level else Pin.IRQ_FALLING
-        if self.irq_handler is not None and self.irq_trigger & edge:
-            self.irq_flags = edge
-            handler = self.irq_handler
-            if self.irq_hard:
-                _irq.run_hard(handler, pin)
-            else:
-                clock = vclock.current()
-                clock.call_at(clock.now_ns, lambda: handler(pin))
-        for hook in _state.change_hooks:
-            hook(self)
+        if self.listeners:
+            pin = self.handle
+            for fn in self.listeners:
+                fn(pin, level, t_ns)
+        if self.irq_handler is not None:
+            edge = 8 if level else 4  # Pin.IRQ_RISING, Pin.IRQ_FALLING
+            if self.irq_trigger & edge:
+                self.irq_flags = edge
+                handler = self.irq_handler
+                pin = self.handle
+                if self.irq_hard:
+                    _irq.run_hard(handler, pin)
+                else:
+                    clock = vclock.current()
+                    clock.call_at(clock.now_ns, lambda: handler(pin))
+        if self.watchers:
+            # Whoever waits on this line's level (a PIO state machine stalled on wait()).
+            for hook in self.watchers:
+                hook(self)
 
 
 def _gpio_id(pin_id):
@@ -212,7 +238,18 @@ class Pin:
         g = self._g
         if x is None:
             return g.level
-        g.latch = 1 if x else 0
+        fast = g.fast_write
+        if fast is not None:
+            return fast(x)
+        latch = 1 if x else 0
+        g.latch = latch
+        if g.mode == 1 and not g.pio_owned:  # an output: the level is the latch
+            if latch != g.level:
+                if _irq_state.locks:
+                    g.update()
+                else:
+                    g._changed(latch)
+            return None
         g.update()
         return None
 
@@ -285,8 +322,9 @@ class Pin:
 
     def drive(self, level):
         """Drive the line from outside (a button, a sensor); None releases it."""
-        self._g.driven = None if level is None else (1 if level else 0)
-        self._g.update()
+        g = self._g
+        g.driven = None if level is None else (1 if level else 0)
+        g.update()
 
 
 # -- Timer ---------------------------------------------------------------------
@@ -457,12 +495,19 @@ def irq_disable_depth():
 
 
 def idle():
-    """Wait for the next interrupt: run the next clock event."""
+    """Wait for the next interrupt: run clock events up to one that would wake the CPU.
+
+    A quiet event (a model's own progress, see VirtualClock.call_at) wakes nothing unless
+    a hard interrupt handler ran in it. With vclock.EXACT, every event ends the wait."""
     clock = vclock.current()
     if clock.irq_disabled:
         raise vclock.Stalled("machine.idle() with interrupts disabled would never wake")
-    if not clock.run_next():
-        raise vclock.Stalled("machine.idle() with nothing scheduled would sleep forever")
+    runs = _irq_state.runs
+    while True:
+        if not clock.run_next():
+            raise vclock.Stalled("machine.idle() with nothing scheduled would sleep forever")
+        if not clock.last_quiet or _irq_state.runs != runs or vclock.EXACT:
+            return
 
 
 def lightsleep(time_ms=None):

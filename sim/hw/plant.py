@@ -719,7 +719,7 @@ class OutflowRecorder:
         self.rows.append((t_ms, int(round(self.plant.delivered_nl()))))
         self._count += 1
         due = self._t0_ns + self._count * self.period_ms * NS_PER_MS
-        self._handle = self.clock.call_at(due, self._sample)
+        self._handle = self.clock.call_at(due, self._sample, True)
 
     def stop(self):
         """Take no more samples."""

@@ -346,6 +346,17 @@ def _decode(word, sideset_count, sideset_opt):
     return (_SET, a, word & 0x1F, 0, delay, side, a in (0, 4))
 
 
+def _quiet(decoded):
+    op, a = decoded[0], decoded[1]
+    if op == _IRQ:
+        return False
+    if op in (_SET, _OUT, _MOV) and a in (0, 4):  # pins, pindirs
+        return False
+    if op == _OUT and a == 7:  # exec
+        return False
+    return True
+
+
 class PIOProgram:
     """An assembled program: instruction words, decoded form, wrap points and settings."""
 
@@ -359,6 +370,9 @@ class PIOProgram:
         self.wrap_target = emitter.wrap_target_at or 0
         self.wrap = emitter.wrap_at if emitter.wrap_at is not None else len(self.words) - 1
         self.decoded = [_decode(w, self.sideset_count, self.sideset_opt) for w in self.words]
+        # True when nothing the program does shows outside the state machine: no side-set,
+        # no IRQ, no write to pins or pin directions (only registers and the FIFOs).
+        self.quiet = not self.sideset_count and all(_quiet(d) for d in self.decoded)
         self.settings = settings
 
     def __len__(self):
@@ -439,6 +453,10 @@ def asm_pio_encode(instr, sideset_count, sideset_opt=False):
 # -- PIO blocks ----------------------------------------------------------------
 
 
+# exec()'s instructions, decoded: (instruction, side-set count, optional) -> decoded tuple.
+_EXEC_CACHE = {}
+
+
 class _PioCore:
     def __init__(self, pio_id):
         self.id = pio_id
@@ -453,7 +471,6 @@ class _State:
     def __init__(self):
         self.cores = [_PioCore(0), _PioCore(1)]
         self.sms = {}
-        self.hooked = False
 
 
 _state = _State()
@@ -537,13 +554,6 @@ class PIO:
         return mask
 
 
-def _on_gpio_change(g):
-    # A state machine stalled on wait() re-checks its condition.
-    for sm in _state.sms.values():
-        if sm._stalled and sm._wait_stall:
-            sm._kick()
-
-
 # -- state machines ------------------------------------------------------------
 
 
@@ -572,9 +582,6 @@ class StateMachine:
         if old is not None and old is not self:
             old._cancel_event()
         _state.sms[id] = self
-        if not _state.hooked:
-            machine._state.change_hooks.append(_on_gpio_change)
-            _state.hooked = True
         self.id = id
         self._core = _state.cores[id // 4]
         self._index = id % 4
@@ -584,6 +591,7 @@ class StateMachine:
         self._event = None
         self._snap = None
         self._on_event_fn = self._on_event
+        self._gpio_hook = self._on_gpio  # watches the lines a wait() stalled on
         self._irq_handler = None
         self._irq_hard = False
         self.instructions_executed = 0
@@ -745,8 +753,14 @@ class StateMachine:
             program = self._program
             side_count = program.sideset_count if program else 0
             side_opt = program.sideset_opt if program else False
-            word = asm_pio_encode(instr, side_count, side_opt) if isinstance(instr, str) else instr
-            ins = _decode(word, side_count, side_opt)
+            key = (instr, side_count, side_opt)
+            ins = _EXEC_CACHE.get(key)
+            if ins is None:
+                # Assembling a string costs an eval(): each distinct one is done once.
+                word = (asm_pio_encode(instr, side_count, side_opt) if isinstance(instr, str)
+                        else instr)
+                ins = _decode(word, side_count, side_opt)
+                _EXEC_CACHE[key] = ins
             if ins[5] >= 0:
                 self._apply_side(ins[5])
             result = self._perform(ins[0], ins[1], ins[2], ins[3])
@@ -852,6 +866,16 @@ class StateMachine:
 
     # -- emulation --
 
+    def _on_gpio(self, g):
+        # A line this state machine once waited on changed: a stalled wait() re-checks.
+        if self._stalled and self._wait_stall and self._active:
+            if self._program.quiet and self._event is None and not vclock.EXACT:
+                # Nothing it does shows outside (no pins, no IRQ): it may run right now,
+                # inside the change, instead of as a clock event after it.
+                self._on_event()
+            else:
+                self._kick()
+
     def _cancel_event(self):
         if self._event is not None:
             self._event.cancel()
@@ -862,7 +886,7 @@ class StateMachine:
         if not self._active or self._event is not None:
             return
         clock = vclock.current()
-        self._event = clock.call_at(clock.now_ns, self._on_event_fn)
+        self._event = clock.call_at(clock.now_ns, self._on_event_fn, True)
 
     def _take_snapshot(self):
         self._snap = (
@@ -934,7 +958,7 @@ class StateMachine:
         if self._snap is None:
             self._take_snapshot()
         if reason == _STOP_VISIBLE:
-            self._event = clock.call_at(self._tq // _Q_PER_NS, self._on_event_fn)
+            self._event = clock.call_at(self._tq // _Q_PER_NS, self._on_event_fn, True)
 
     def _execute(self, limit_q, vis_q):
         """Run instructions until limit_q, a visible action at or after vis_q, or a stall."""
@@ -951,6 +975,18 @@ class StateMachine:
                 visible = self._side_differs(side)
             if tq >= vis_q:
                 if visible:
+                    if op == _WAIT and b < 2 and not vclock.EXACT:
+                        # A wait on a line ahead of now that the line's level as of now
+                        # would stall: stall there already. A change of the line before
+                        # then kicks the machine (its watchers), which looks again.
+                        g = machine.gpio((c if b == 0 else self._in_base + c) % 30)
+                        if g.level != a:
+                            if self._gpio_hook not in g.watchers:
+                                g.watchers.append(self._gpio_hook)
+                            self._stalled = True
+                            self._stall_q = tq
+                            self._wait_stall = True
+                            return _STOP_STALL
                     return _STOP_VISIBLE
                 if snapshot:
                     # The first instruction in the future: what follows is run ahead.
@@ -1132,10 +1168,11 @@ class StateMachine:
                 return _STALLED
             return _NEXT
         if op == _WAIT:
-            if b == 0:
-                level = machine.gpio(c % 30).level
-            elif b == 1:
-                level = machine.gpio((self._in_base + c) % 30).level
+            if b < 2:
+                g = machine.gpio((c if b == 0 else self._in_base + c) % 30)
+                level = g.level
+                if level != a and self._gpio_hook not in g.watchers:
+                    g.watchers.append(self._gpio_hook)
             else:
                 flag = self._flag_index(c)
                 level = self._core.flags[flag]

@@ -2,6 +2,7 @@
 
 import math
 
+import irq as _irq
 import vclock
 
 _RAW_MIN = -0x800000
@@ -75,6 +76,7 @@ class HX711Device:
         self._word = 0
         self._ready_event = None
         self._pd_event = None
+        self._pd_deferred = False
         self._sck_rise_ns = None
         # Observations for tests.
         self.reads = 0
@@ -86,6 +88,12 @@ class HX711Device:
         self.violations = []  # (t_ns, "sck_high", width_ns) beyond the 50 us maximum
         dout_pin.drive(1)
         sck_pin.add_listener(self._on_sck)
+        self._sck_g = sck_pin._g
+        self._dout_g = dout_pin._g
+        if not vclock.EXACT:
+            self._sck_g.fast_write = self._sck_write
+            # The Pin object the driver holds calls the device directly (one call a write).
+            sck_pin.value = self._sck_write
         first = self.period_ns * (1 if settled else SETTLING_CONVERSIONS)
         self._schedule_ready(self._t0_ns + first)
 
@@ -114,7 +122,7 @@ class HX711Device:
     def _schedule_ready(self, t_ns):
         if self._ready_event is not None:
             self._ready_event.cancel()
-        self._ready_event = self.clock.call_at(t_ns, self._on_ready)
+        self._ready_event = self.clock.call_at(t_ns, self._on_ready, True)
 
     def _next_boundary_ns(self, after_ns, conversions=1):
         k = (after_ns - self._t0_ns) // self.period_ns + conversions
@@ -134,7 +142,8 @@ class HX711Device:
         if level:
             self._sck_rise_ns = t_ns
             if self.powered and self._pd_event is None:
-                self._pd_event = self.clock.call_at(t_ns + POWER_DOWN_NS + 1, self._check_power)
+                self._pd_event = self.clock.call_at(
+                    t_ns + POWER_DOWN_NS + 1, self._check_power, True)
             if self.powered and self.fault != "unplug":
                 self._pulse(t_ns)
             return
@@ -150,6 +159,79 @@ class HX711Device:
             self._power_down()
         if not self.powered:
             self._power_up(t_ns)
+
+    def _sck_write(self, x=None):
+        """Pin.value(x) on PD_SCK, as the generic path would do it: the level, this
+        device's response (DOUT's next bit) and the power-down watch, without the
+        per-edge listener machinery. Anything else watching the line: the generic path."""
+        g = self._sck_g
+        if x is None:
+            return g.level
+        level = 1 if x else 0
+        if (g.mode != 1 or g.pio_owned or g.irq_handler is not None
+                or g.watchers or len(g.listeners) != 1 or _irq.state.locks):
+            g.fast_write = None
+            try:
+                type(self.sck_pin).value(self.sck_pin, x)  # the generic path
+            finally:
+                g.fast_write = self._sck_write
+            return None
+        g.latch = level
+        if level == g.level:
+            return None
+        g.level = level
+        t_ns = self.clock.now_ns
+        if g.record:
+            g.history.append((t_ns, level))
+            if len(g.history) > g.history_limit:
+                del g.history[: len(g.history) // 2]
+        if level:
+            self._sck_rise_ns = t_ns
+            if self.powered:
+                if self._pd_event is None and not self._pd_deferred:
+                    # The power-down watch, only if PD_SCK is still high when time moves.
+                    self._pd_deferred = True
+                    self.clock.at_instant_end(self._arm_power_watch)
+                if self.fault != "unplug":
+                    n = self._pulses
+                    if 0 < n < 24:  # a data bit: DOUT shows the next one
+                        self._pulses = n + 1
+                        bit = (self._word >> (23 - n)) & 1
+                        d = self._dout_g
+                        if d.level == bit:
+                            d.driven = bit
+                        elif (d.mode == 0 and not d.pio_owned and not d.listeners
+                                and d.irq_handler is None and not d.watchers):
+                            d.driven = bit
+                            d.level = bit
+                            if d.record:
+                                d.history.append((t_ns, bit))
+                                if len(d.history) > d.history_limit:
+                                    del d.history[: len(d.history) // 2]
+                        else:
+                            self.dout_pin.drive(bit)
+                    else:
+                        self._pulse(t_ns)
+            return None
+        rise = self._sck_rise_ns
+        self._sck_rise_ns = None
+        if rise is None:
+            return None
+        width = t_ns - rise
+        if width > SCK_HIGH_MAX_NS:
+            self.violations.append((t_ns, "sck_high", width))
+        if width > POWER_DOWN_NS and self.powered:
+            self._power_down()
+        if not self.powered:
+            self._power_up(t_ns)
+        return None
+
+    def _arm_power_watch(self):
+        self._pd_deferred = False
+        rise = self._sck_rise_ns
+        if rise is not None and self.powered and self._pd_event is None:
+            self._pd_event = self.clock.call_at(
+                rise + POWER_DOWN_NS + 1, self._check_power, True)
 
     def _pulse(self, t_ns):
         if not self._ready and self._pulses == 0:
@@ -187,7 +269,8 @@ class HX711Device:
         if now - rise > POWER_DOWN_NS:
             self._power_down()
         else:
-            self._pd_event = self.clock.call_at(rise + POWER_DOWN_NS + 1, self._check_power)
+            self._pd_event = self.clock.call_at(
+                rise + POWER_DOWN_NS + 1, self._check_power, True)
 
     def _power_down(self):
         self.powered = False

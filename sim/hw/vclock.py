@@ -6,6 +6,11 @@ TICKS_PERIOD = 1 << 30
 TICKS_MAX = TICKS_PERIOD - 1
 TICKS_HALFPERIOD = TICKS_PERIOD >> 1
 
+# True: the models take no shortcut (every PD_SCK edge through the generic pins, every
+# event wakes machine.idle()): the reference the fast paths are checked against
+# (sim.hw.set_exact).
+EXACT = False
+
 NS_PER_US = 1000
 NS_PER_MS = 1000000
 NS_PER_S = 1000000000
@@ -110,6 +115,9 @@ class VirtualClock:
         self._wall_secs = RTC_POWER_ON_SECS if wall_secs is None else wall_secs
         self._wall_ns = start_ns
         self.events_run = 0
+        # Called once before time next moves (see at_instant_end).
+        self._deferred = []
+        self.last_quiet = False  # whether the last event run was a quiet one
 
     # -- time keeping ------------------------------------------------------
 
@@ -125,9 +133,14 @@ class VirtualClock:
 
     # -- events ------------------------------------------------------------
 
-    def call_at(self, due_ns, fn):
-        """Run fn() when the clock reaches due_ns; same-time events run in order."""
-        entry = [due_ns, self._next_seq(), fn]
+    def call_at(self, due_ns, fn, quiet=False):
+        """Run fn() when the clock reaches due_ns; same-time events run in order.
+
+        quiet: the event is a model's own progress (a PIO state machine's next
+        instruction, a converter finishing), which on the chip wakes no CPU: it does
+        not end machine.idle() unless it raises an interrupt."""
+        self._seq += 1
+        entry = [due_ns, self._seq, fn, quiet]
         heapq.heappush(self._heap, entry)
         return EventHandle(entry)
 
@@ -159,7 +172,18 @@ class VirtualClock:
                     best = slot
         return best
 
+    def at_instant_end(self, fn):
+        """Call fn() once, before the clock next looks for an event to run (so before
+        time moves on): a model that needs a timed event only if a state outlasts the
+        current instant schedules it from there."""
+        self._deferred.append(fn)
+
     def _peek(self):
+        if self._deferred:
+            deferred = self._deferred
+            self._deferred = []
+            for fn in deferred:
+                fn()
         heap = self._heap
         while heap and heap[0][2] is None:
             heapq.heappop(heap)
@@ -184,8 +208,10 @@ class VirtualClock:
             heapq.heappop(self._heap)
             fn = entry[2]
             entry[2] = None
+            self.last_quiet = entry[3]
             fn()
         else:
+            self.last_quiet = False
             slot._slot_fire()
 
     def run_next(self):
