@@ -116,7 +116,7 @@ def test_pumpctl_setup_from_a_file_sends_every_setting_and_a_long_profile(sim, t
 def test_a_setup_the_pump_would_refuse_is_refused_at_once_and_nothing_waits(sim, tmp_path):
     link = sim(flash=new_flash())
     path = tmp_path / "bad.toml"
-    path.write_text('max_basal = 0.5\n[[profiles]]\nname = "High"\nbasal = [["00:00", 0.8]]\n')
+    path.write_text('max_basal = 0.5\n[profiles]\nHigh = [["00:00", 0.8]]\n')
     code, _out, err = run(link, "setup", str(path), now=lambda: NOW)
     assert code == pumpctl.EXIT_REFUSED
     assert "refused" in err and "profile High has 0.80 U/h, above that max basal" in err

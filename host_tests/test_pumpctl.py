@@ -59,7 +59,9 @@ def test_every_read_command_answers_over_the_pty(sim):
     code, out, _ = run(link, "settings", "get")
     settings = tomllib.loads(out)
     assert code == 0 and settings["max_bolus"] == 10.0
-    assert settings["profiles"] == [{"name": "Standard", "basal": [["00:00", 0.8]]}]
+    assert settings["profiles"] == {"Standard": [["00:00", 0.8]]}
+    assert settings["active_profile"] == "Standard" and settings["bolus_speed"] == 1.5
+    assert (settings["max_hour"], settings["max_day"], settings["auto_off"]) == (15, 80, 12)
     code, out, _ = run(link, "history", "--json")
     events = json.loads(out)
     assert code == 0 and [e["seq"] for e in events] == sorted(e["seq"] for e in events)
@@ -78,14 +80,15 @@ def test_settings_put_shows_the_diff_waits_for_ok_on_the_pump_and_is_applied(sim
     link = sim(on_held=press_ok)
     path = tmp_path / "settings.toml"
     path.write_text(
-        'max_bolus = 8.0\nincrement = 0.05\n[[profiles]]\nname = "Standard"\n'
-        'basal = [["00:00", 0.8], ["06:30", 1.25]]\n'
+        'max_bolus = 8.0\nbolus_increment = 0.05\n[profiles]\n'
+        'Standard = [["00:00", 0.8], ["06:30", 1.25]]\n'
     )
     asked = []
     code, out, err = run(link, "settings", "put", str(path),
                          input_fn=lambda: asked.append(1) or "y")
     assert code == 0, err
-    assert "max_bolus: 10000 -> 8000" in out and "basal0: 00:00/800 -> 00:00/800,06:30/1250" in out
+    assert "max bolus: 10.00 U -> 8.00 U" in out
+    assert "profile Standard: 00:00 0.80 U/h -> 00:00 0.80 U/h, 06:30 1.25 U/h" in out
     assert "increment" not in out.split("Changes:")[1].split("Send")[0]  # unchanged: not sent
     assert asked == [1] and "Waiting for OK on the pump" in out
     s = link.sim.app.therapy.settings
@@ -205,8 +208,11 @@ def test_no_device_timeout_wrong_device_and_refusal_are_one_line_errors(sim, tmp
 
     link = sim()
     code, _, err_text = run(link, "bolus", "30")  # above the protocol's 25 U ceiling
+    assert code == pumpctl.EXIT_USAGE
+    assert err_text == "pumpctl: bolus must be from 0.001 U to 25.00 U, got 30 U\n"
+    code, _, err_text = run(link, "bolus", "12")  # above this pump's 10 U max bolus
     assert code == pumpctl.EXIT_REFUSED
-    assert err_text.count("\n") == 1 and "bad_args" in err_text and "25.000 U" in err_text
+    assert err_text.count("\n") == 1 and "max bolus" in err_text
 
 
 def test_settings_split_into_requests_that_each_fit_a_line():
@@ -216,3 +222,99 @@ def test_settings_split_into_requests_that_each_fit_a_line():
     assert len(requests) == 2
     for tokens in requests:
         assert len(p.encode_request(p.MAX_SEQ, "settings_put", *tokens)) <= p.MAX_REQUEST_LINE
+
+
+# ----- a person's units, checked input, the commands an owner needs -----------------------
+
+
+def test_status_and_history_read_in_a_person_s_units(sim):
+    link = sim()
+    code, out, _ = run(link, "status")
+    assert code == 0
+    assert "Basal          0.80 U/h" in out and "Reservoir" in out and " U" in out
+    for raw in ("_mu", "mu_per_h", "=",):
+        assert raw not in out, out
+    code, out, _ = run(link, "history")
+    assert code == 0 and "self-test passed" in out and "basal rate now 0.80 U/h" in out
+    assert "_mu" not in out and "cause=" not in out
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["bolus", "nan"], "'nan' is not a finite number"),
+        (["bolus", "inf"], "'inf' is not a finite number"),
+        (["bolus", "--", "-1"], "bolus must be from 0.001 U"),
+        (["bolus", "0.0005"], "more than three decimals"),
+        (["history", "--count", "-3"], "'-3': give 1 or more"),
+        (["temp-basal", "--percent", "150"], "--minutes"),
+        (["temp-basal", "--percent", "150", "--minutes", "45"], "steps of 30"),
+        (["temp-basal", "--rate", "nan", "--minutes", "60"], "not a finite number"),
+        (["--timeout", "inf", "status"], "not a finite number"),
+        (["dual", "2", "--now", "100", "--minutes", "60"], "--now must be 1 to 99"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(sim, argv, message):
+    link = sim()
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        code = pumpctl.main(["--sim", link.path] + argv, out=out, err=err)
+    except SystemExit as exc:  # argparse's own checks
+        code = exc.code
+    assert code == pumpctl.EXIT_USAGE
+    assert link.sim.app.therapy.bolus is None and link.sim.app.therapy.temp is None
+
+
+def test_bad_input_messages_name_the_problem(capsys, sim):
+    link = sim()
+    with pytest.raises(SystemExit) as info:
+        pumpctl.main(["--sim", link.path, "history", "--count", "-3"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--count" in err and "give 1 or more" in err
+
+
+def test_a_settings_file_with_an_unknown_key_changes_nothing(sim, tmp_path):
+    link = sim(on_held=press_ok)
+    path = tmp_path / "settings.toml"
+    path.write_text("max_bolus = 8.0\nmax_bolsu = 3.0\n")
+    code, _out, err = run(link, "settings", "put", str(path), "--yes")
+    assert code == pumpctl.EXIT_USAGE and err.count("\n") == 1
+    assert "unknown key 'max_bolsu'" in err
+    assert link.sim.app.therapy.settings.max_bolus_mu == 10_000
+
+
+def test_settings_get_then_put_round_trips_with_nothing_to_send(sim, tmp_path):
+    link = sim()
+    code, out, _ = run(link, "settings", "get")
+    path = tmp_path / "pump.toml"
+    path.write_text(out)
+    code, out, err = run(link, "settings", "put", str(path))
+    assert code == 0 and "already has these settings" in out, err
+
+
+def test_commands_the_pump_does_not_take_say_so_in_one_line(sim):
+    link = sim()
+    for argv in (["suspend"], ["resume"], ["cancel-bolus"], ["cancel-temp"],
+                 ["extended", "2", "--minutes", "60"],
+                 ["dual", "2", "--now", "50", "--minutes", "60"]):
+        code, _out, err = run(link, *argv)
+        if code == 0:
+            continue  # a firmware that has the command: done on the pump
+        assert err.count("\n") == 1, err
+        assert code in (pumpctl.EXIT_REFUSED, pumpctl.EXIT_NOT_CONFIRMED), err
+
+
+def test_history_into_a_pipe_closed_early_ends_quietly(sim):
+    import subprocess
+    import sys
+
+    link = sim()
+    tool = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools",
+                        "pumpctl.py")
+    result = subprocess.run(
+        "%s %s --sim %s history | head -n 1" % (sys.executable, tool, link.path),
+        shell=True, capture_output=True, text=True)
+    assert result.returncode == 0
+    assert len(result.stdout.splitlines()) == 1
+    assert "Traceback" not in result.stderr and "BrokenPipe" not in result.stderr

@@ -15,9 +15,12 @@ import csv
 import datetime
 import glob
 import json
+import math
 import os
 import sys
 import time
+
+import pumptext
 
 
 from pump.core import protocol as p
@@ -207,72 +210,171 @@ def units(mu_value):
     return "%.2f" % (mu_value / 1000)
 
 
+# The settings file's keys: those of a scenario's [settings] (README, "Scenario runner").
+SETTINGS_KEYS = ("max_bolus", "max_basal", "bolus_increment", "bolus_speed", "active_profile",
+                 "profiles", "basal")
+
+
 def settings_from_pump(client):
-    """The pump's settings as a dict in host units (U, U/h, U/min), profiles as a list."""
+    """The pump's settings as a settings file holds them: U, U/h, U/min, hours; profiles as
+    {name: [["HH:MM", U/h], ...]} in the pump's order; the active profile by name."""
     final, listing = client.request("settings")
     f = {k: typed(v) for k, v in final.fields.items()}
-    profiles = []
+    profiles = {}
     for item in listing:
         basal = []
         for part in item.fields.get("basal", "").split(","):
             if part:
                 start, rate = part.split("/")
                 basal.append([start, int(rate) / 1000])
-        profiles.append({"name": item.fields.get("name"), "basal": basal})
-    return {
+        profiles[item.fields.get("name")] = basal
+    names = list(profiles)
+    active = f["active_profile"]
+    settings = {
         "max_bolus": f["max_bolus"] / 1000,
         "max_basal": f["max_basal"] / 1000,
-        "increment": f["increment"] / 1000,
-        "speed": f["speed"] / 1000,
-        "active_profile": f["active_profile"],
+        "bolus_increment": f["increment"] / 1000,
+        "bolus_speed": f["speed"] / 1000,
+        "active_profile": names[active] if 0 <= active < len(names) else active,
         "profiles": profiles,
     }
+    for key, wire, scale in (("max_hour", "max_hour", 1000), ("max_day", "max_day", 1000),
+                             ("low_reservoir", "low_reservoir", 1000),
+                             ("auto_off", "auto_off_h", 1)):
+        if isinstance(f.get(wire), int):
+            settings[key] = f[wire] / scale if scale != 1 else f[wire]
+    return settings
 
 
 def to_toml(settings):
     out = [
-        "# Pump settings (pumpctl settings get). Insulin in U, rates in U/h.",
-        "max_bolus = %.2f  # U" % settings["max_bolus"],
-        "max_basal = %.2f  # U/h" % settings["max_basal"],
-        "increment = %g  # U, one of 0.01, 0.025, 0.05, 0.1" % settings["increment"],
-        "speed = %g  # U/min, 1.5 to 15" % settings["speed"],
-        "active_profile = %d  # index into [[profiles]], from 0" % settings["active_profile"],
+        "# Pump settings (pumpctl settings get), with the key names of a scenario's [settings].",
+        "max_bolus = %.2f          # U, up to 25" % settings["max_bolus"],
+        "max_basal = %.2f          # U/h, up to 15" % settings["max_basal"],
+        "bolus_increment = %g     # U: 0.01, 0.025, 0.05 or 0.1" % settings["bolus_increment"],
+        "bolus_speed = %g          # U/min, 1.5 to 15" % settings["bolus_speed"],
+        "active_profile = %s" % json.dumps(settings["active_profile"]),
     ]
-    for profile in settings["profiles"]:
-        out.append("")
-        out.append("[[profiles]]")
-        out.append("name = %s" % json.dumps(profile["name"]))
-        rows = ", ".join('["%s", %.2f]' % (start, rate) for start, rate in profile["basal"])
-        out.append("basal = [%s]" % rows)
+    extra = (("max_hour", "%g  # U in any hour"), ("max_day", "%g  # U in any day"),
+             ("low_reservoir", "%g  # U left that raises the low-reservoir alert"),
+             ("auto_off", "%d  # hours without a key press before auto-off, 0 = off"))
+    if any(key in settings for key, _f in extra):
+        out.append("# Limits and alarm options: changed only by pumpctl setup FILE.")
+        for key, fmt in extra:
+            if key in settings:
+                out.append(("%s = " + fmt) % (key, settings[key]))
+    out.append("")
+    out.append("[profiles]                # U/h from each half-hour")
+    for name, basal in settings["profiles"].items():
+        rows = ", ".join('["%s", %.2f]' % (start, rate) for start, rate in basal)
+        out.append("%s = [%s]" % (json.dumps(name), rows))
     return "\n".join(out) + "\n"
 
 
-def wire_settings(settings):
-    """Settings (host units) as settings_put key=value pairs (wire units), in a fixed order."""
+def _file_number(settings, key, low, high, unit):
+    value = settings[key]
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError("%s: expected a number, got %r" % (key, value))
+    if not math.isfinite(value) or not low <= value <= high:
+        raise ValueError("%s: %r is not from %g to %g %s" % (key, value, low, high, unit))
+    milli = round(value * 1000)
+    if abs(milli - value * 1000) > 1e-6:
+        raise ValueError("%s: %r has more than three decimals" % (key, value))
+    return milli
+
+
+def wire_settings(settings, pump_names=None):
+    """A settings file's values as settings_put key=value pairs (wire units), in a fixed
+    order; ValueError names the key at fault. ``pump_names``: the pump's profile names, for
+    an active_profile given without profiles."""
+    for key in settings:
+        if key not in SETTINGS_KEYS:
+            raise ValueError("unknown key %r (known: %s)" % (
+                key, ", ".join(SETTINGS_KEYS + tuple(SETUP_EXTRA))))
     pairs = []
-    for key in ("max_bolus", "max_basal", "increment", "speed"):
+    for key, wire, low, high, unit in (
+        ("max_bolus", "max_bolus", 0.001, 25, "U"),
+        ("max_basal", "max_basal", 0.01, 15, "U/h"),
+        ("bolus_increment", "increment", 0.01, 0.1, "U"),
+        ("bolus_speed", "speed", 1.5, 15, "U/min"),
+    ):
         if key in settings:
-            value = mu(settings[key])
-            pairs.append((key, value))
+            pairs.append((wire, _file_number(settings, key, low, high, unit)))
+    profiles = settings.get("profiles")
+    if "basal" in settings:
+        if profiles is not None:
+            raise ValueError("give basal or profiles, not both")
+        profiles = {"Standard": settings["basal"]}
+    names = list(pump_names or [])
+    if profiles is not None:
+        if not isinstance(profiles, dict) or not 1 <= len(profiles) <= 4:
+            raise ValueError('profiles: 1 to 4 profiles, as Name = [["00:00", 0.8], ...]')
+        names = list(profiles)
+        for index, (name, basal) in enumerate(profiles.items()):
+            pairs.append(("name%d" % index, str(name)))
+            if not isinstance(basal, list) or not basal:
+                raise ValueError('profiles.%s: expected [["HH:MM", U/h], ...]' % name)
+            segments = []
+            for i, seg in enumerate(basal):
+                if not isinstance(seg, list) or len(seg) != 2 or not isinstance(seg[0], str):
+                    raise ValueError('profiles.%s[%d]: expected ["HH:MM", U/h]' % (name, i))
+                rate = _file_number({"rate": seg[1]}, "rate", 0, 15, "U/h")
+                segments.append("%s/%d" % (seg[0], rate))
+            pairs.append(("basal%d" % index, ",".join(segments)))
     if "active_profile" in settings:
-        pairs.append(("active_profile", int(settings["active_profile"])))
-    for index, profile in enumerate(settings.get("profiles", [])):
-        if "name" in profile:
-            pairs.append(("name%d" % index, str(profile["name"])))
-        if "basal" in profile:
-            segments = ",".join("%s/%d" % (start, mu(rate)) for start, rate in profile["basal"])
-            pairs.append(("basal%d" % index, segments))
+        active = settings["active_profile"]
+        if active not in names:
+            raise ValueError("active_profile: %r is not one of %s" % (active, names))
+        pairs.append(("active_profile", names.index(active)))
     return pairs
 
 
-def diff_pairs(old, new):
-    """Lines saying what changes from ``old`` to ``new`` (wire pairs); and the changed pairs."""
+def wire_text(key, value, names=()):
+    """A settings_put value in a person's units, for the list of changes."""
+    if value is None:
+        return "(none)"
+    if key == "max_bolus" or key == "increment":
+        return pumptext.setting_units(int(value))
+    if key == "max_basal":
+        return pumptext.rate(int(value))
+    if key == "speed":
+        return pumptext.speed(int(value))
+    if key == "active_profile":
+        return names[value] if 0 <= value < len(names) else "profile %d" % value
+    if key.startswith("basal"):
+        parts = []
+        for part in str(value).split(","):
+            start, rate = part.split("/")
+            parts.append("%s %s" % (start, pumptext.rate(int(rate))))
+        return ", ".join(parts)
+    return str(value)
+
+
+WIRE_NAMES = {"max_bolus": "max bolus", "max_basal": "max basal", "increment": "bolus increment",
+              "speed": "bolus speed", "active_profile": "active profile"}
+
+
+def _wire_name(key, names):
+    if key[:5] == "basal" and key[5:].isdigit():
+        index = int(key[5:])
+        name = names[index] if index < len(names) else "profile %d" % index
+        return "profile %s" % name
+    if key[:4] == "name" and key[4:].isdigit():
+        return "name of profile %d" % (int(key[4:]) + 1)
+    return WIRE_NAMES.get(key, key)
+
+
+def diff_pairs(old, new, old_names=(), new_names=()):
+    """Lines saying what changes from ``old`` to ``new`` (wire pairs), in a person's units;
+    and the changed pairs."""
     before = dict(old)
     lines = []
     changed = []
     for key, value in new:
         if before.get(key) != value:
-            lines.append("  %s: %s -> %s" % (key, before.get(key, "(none)"), value))
+            lines.append("  %s: %s -> %s" % (
+                _wire_name(key, list(new_names)), wire_text(key, before.get(key), old_names),
+                wire_text(key, value, new_names)))
             changed.append((key, value))
     return lines, changed
 
@@ -304,9 +406,45 @@ def cmd_status(client, args, out):
     if args.json:
         out.write(json.dumps(fields, sort_keys=True) + "\n")
         return EXIT_OK
-    for key, value in final.fields.items():
-        out.write("%-16s %s\n" % (key, value))
+    for label, text in status_lines(fields):
+        out.write("%-14s %s\n" % (label, text))
     return EXIT_OK
+
+
+def status_lines(f):
+    """The status answer as (label, text) rows in a person's units."""
+    def amount(key):
+        return pumptext.units(int(f.get(key) or 0))
+
+    rows = [("Time", str(f.get("time")))]
+    if f.get("suspended"):
+        rows.append(("Basal", "suspended (%s)" % (f.get("suspend_reason") or "-")))
+    else:
+        basal = pumptext.rate(int(f.get("basal_mu_per_h") or 0))
+        if f.get("temp") not in (None, "", 0):
+            basal += "  (temp basal %s)" % f.get("temp")
+        rows.append(("Basal", basal))
+    if f.get("profile") is not None:
+        rows.append(("Profile", str(f.get("profile"))))
+    if f.get("bolus_mu"):
+        rows.append(("Bolus", "%s of %s given" % (amount("bolus_done_mu"), amount("bolus_mu"))))
+    else:
+        rows.append(("Bolus", "none running"))
+    rows.append(("Given today", "basal %s, bolus %s" % (amount("basal_total_mu"),
+                                                       amount("bolus_total_mu"))))
+    rows.append(("On board", amount("iob_mu")))
+    rows.append(("Reservoir", pumptext.units(int(f.get("reservoir_mu") or 0), 2)))
+    battery = f.get("battery_pct")
+    rows.append(("Battery", "-" if battery is None else "%s %%" % battery))
+    alarms = f.get("alarms")
+    if alarms:
+        names = [pumptext.alarm_name(code) for code in str(alarms).split(",")]
+        rows.append(("Alarms", "; ".join(names)))
+    else:
+        rows.append(("Alarms", "none"))
+    if f.get("held"):
+        rows.append(("Waiting", "change %s waits for OK on the pump" % f.get("held")))
+    return rows
 
 
 def cmd_version(client, args, out):
@@ -352,10 +490,16 @@ def cmd_history(client, args, out):
             writer.writerow({k: ("" if v is None else v) for k, v in event.items()})
     else:
         for event in events:
-            rest = " ".join("%s=%s" % (k, v) for k, v in event.items()
-                            if k not in ("seq", "t_ms", "type"))
-            out.write("%6s %10s %-20s %s\n" % (event.get("seq"), event.get("t_ms"),
-                                               event.get("type"), rest))
+            fields = {k: v for k, v in event.items() if k not in ("seq", "t_ms", "type", "time",
+                                                                  "wall_s")}
+            when = event.get("time")
+            if when is None and isinstance(event.get("wall_s"), int):
+                when = pumptext.wall_text(event["wall_s"])
+            if when is None:
+                when = "+" + pumptext.duration(int(event.get("t_ms") or 0))
+            out.write("%6s  %-16s  %s\n" % (event.get("seq"), when,
+                                             pumptext.describe(str(event.get("type")), fields)))
+            out.flush()
     return EXIT_OK
 
 
@@ -378,12 +522,21 @@ def cmd_settings(client, args, out):
             wanted = tomllib.load(f)
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise PumpError(EXIT_USAGE, "cannot read %s: %s" % (args.file, exc)) from None
+    current = settings_from_pump(client)
+    for key in SETUP_EXTRA:
+        if key in wanted and wanted[key] != current.get(key):
+            raise PumpError(EXIT_USAGE, "%s: %s: the pump changes its limits and alarm options "
+                            "only in setup (pumpctl setup FILE)" % (args.file, key))
+    wanted = {k: v for k, v in wanted.items() if k not in SETUP_EXTRA}
+    pump_names = list(current["profiles"])
     try:
-        new = wire_settings(wanted)
+        new = wire_settings(wanted, pump_names)
     except (TypeError, ValueError, KeyError) as exc:
-        raise PumpError(EXIT_USAGE, "%s: bad value: %s" % (args.file, exc)) from None
-    old = wire_settings(settings_from_pump(client))
-    lines, changed = diff_pairs(old, new)
+        raise PumpError(EXIT_USAGE, "%s: %s" % (args.file, exc)) from None
+    old = wire_settings({k: v for k, v in current.items() if k in SETTINGS_KEYS})
+    new_names = list(wanted["profiles"]) if isinstance(wanted.get("profiles"), dict) else (
+        ["Standard"] if "basal" in wanted else pump_names)
+    lines, changed = diff_pairs(old, new, pump_names, new_names)
     if not changed:
         out.write("The pump already has these settings.\n")
         return EXIT_OK
@@ -493,22 +646,114 @@ def cmd_setup(client, args, out):
     return EXIT_OK
 
 
+def _amount_mu(units_value, what, low_mu=1, high_mu=p.MAX_BOLUS_MU):
+    """Units typed by a person as whole mU, or a usage error in U."""
+    amount = round(units_value * 1000)
+    if abs(amount - units_value * 1000) > 1e-6:
+        raise PumpError(EXIT_USAGE, "%s %g U has more than three decimals" % (what, units_value))
+    if not low_mu <= amount <= high_mu:
+        raise PumpError(EXIT_USAGE, "%s must be from %s to %s, got %g U" % (
+            what, pumptext.setting_units(low_mu), pumptext.setting_units(high_mu), units_value))
+    return amount
+
+
+def _minutes(value, what="--minutes"):
+    if not 30 <= value <= 1440 or value % 30:
+        raise PumpError(EXIT_USAGE, "%s must be 30 to 1440 in steps of 30, got %d"
+                        % (what, value))
+    return value
+
+
 def cmd_bolus(client, args, out):
-    amount = mu(args.units)
+    amount = _amount_mu(args.units, "bolus")
     client.change("bolus", amount, on_pending=_say_pending(out))
-    out.write("Bolus of %s U started.\n" % units(amount))
+    out.write("Bolus of %s started.\n" % pumptext.setting_units(amount))
     return EXIT_OK
 
 
 def cmd_temp(client, args, out):
     if (args.percent is None) == (args.rate is None):
         raise PumpError(EXIT_USAGE, "give one of --percent or --rate")
+    minutes = _minutes(args.minutes)
     if args.percent is not None:
-        client.change("temp", "percent", args.percent, args.minutes, on_pending=_say_pending(out))
-        out.write("Temp basal %d %% for %d min started.\n" % (args.percent, args.minutes))
+        if not 0 <= args.percent <= 250:
+            raise PumpError(EXIT_USAGE, "--percent must be 0 to 250, got %d" % args.percent)
+        client.change("temp", "percent", args.percent, minutes, on_pending=_say_pending(out))
+        out.write("Temp basal %d %% for %s started.\n" % (args.percent,
+                                                         pumptext.minutes_text(minutes)))
     else:
-        client.change("temp", "rate", mu(args.rate), args.minutes, on_pending=_say_pending(out))
-        out.write("Temp basal %s U/h for %d min started.\n" % (args.rate, args.minutes))
+        rate = _amount_mu(args.rate, "--rate", 0, p.MAX_BASAL_MU_PER_H)
+        client.change("temp", "rate", rate, minutes, on_pending=_say_pending(out))
+        out.write("Temp basal %s for %s started.\n" % (pumptext.rate(rate),
+                                                      pumptext.minutes_text(minutes)))
+    return EXIT_OK
+
+
+def _simple_change(command, done):
+    """A change with no arguments that the pump may not have: say so plainly."""
+
+    def run(client, args, out):
+        try:
+            client.change(command, on_pending=_say_pending(out))
+        except PumpError as err:
+            if "unknown_command" in err.message:
+                raise PumpError(EXIT_REFUSED, "this pump's firmware takes no %r over USB: use "
+                                "the pump's menu" % command) from None
+            raise
+        out.write(done + "\n")
+        return EXIT_OK
+
+    return run
+
+
+def cmd_extended(client, args, out):
+    amount = _amount_mu(args.units, "extended bolus")
+    minutes = _minutes(args.minutes)
+    return _bolus_change(client, out, "extended", (amount, minutes), "Extended bolus of %s over "
+                         "%s started." % (pumptext.setting_units(amount),
+                                          pumptext.minutes_text(minutes)))
+
+
+def cmd_dual(client, args, out):
+    amount = _amount_mu(args.units, "dual bolus")
+    minutes = _minutes(args.minutes)
+    if not 1 <= args.now_percent <= 99:
+        raise PumpError(EXIT_USAGE, "--now must be 1 to 99 %%, got %d" % args.now_percent)
+    return _bolus_change(client, out, "dual", (amount, args.now_percent, minutes),
+                         "Dual bolus of %s (%d %% now, the rest over %s) started." % (
+                             pumptext.setting_units(amount), args.now_percent,
+                             pumptext.minutes_text(minutes)))
+
+
+def _bolus_change(client, out, command, wire_args, done):
+    try:
+        client.change(command, *wire_args, on_pending=_say_pending(out))
+    except PumpError as err:
+        if "unknown_command" in err.message:
+            raise PumpError(EXIT_REFUSED, "this pump's firmware takes no %r bolus over USB: use "
+                            "the pump's menu" % command) from None
+        raise
+    out.write(done + "\n")
+    return EXIT_OK
+
+
+def cmd_profile(client, args, out):
+    current = settings_from_pump(client)
+    names = list(current["profiles"])
+    if args.name not in names:
+        raise PumpError(EXIT_USAGE, "no profile %r on the pump (it has %s)" % (
+            args.name, ", ".join(names)))
+    if args.name == current["active_profile"]:
+        raise PumpError(EXIT_USAGE, "profile %r is the active one: select another first"
+                        % args.name)
+    try:
+        client.change("profile_delete", names.index(args.name), on_pending=_say_pending(out))
+    except PumpError as err:
+        if "unknown_command" in err.message:
+            raise PumpError(EXIT_REFUSED, "this pump's firmware cannot delete a profile over "
+                            "USB: use the pump's menu") from None
+        raise
+    out.write("Profile %s deleted.\n" % args.name)
     return EXIT_OK
 
 
@@ -518,12 +763,10 @@ def cmd_watch(client, args, out):
         while args.count is None or shown < args.count:
             final, _ = client.request("status")
             f = final.fields
-            out.write(
-                "%s basal %s U/h  bolus %s/%s U  IOB %s U  res %s U  battery %s%%  alarms %s\n"
-                % (f.get("time"), units(int(f["basal_mu_per_h"])), units(int(f["bolus_done_mu"])),
-                   units(int(f["bolus_mu"])), units(int(f["iob_mu"])),
-                   units(int(f["reservoir_mu"])), f.get("battery_pct"), f.get("alarms"))
-            )
+            rows = dict(status_lines({k: typed(v) for k, v in f.items()}))
+            out.write("%s  basal %s  bolus %s  on board %s  reservoir %s  battery %s  alarms %s\n"
+                      % (rows["Time"], rows["Basal"], rows["Bolus"], rows["On board"],
+                         rows["Reservoir"], rows["Battery"], rows["Alarms"]))
             out.flush()
             shown += 1
             if args.count is None or shown < args.count:
@@ -533,12 +776,20 @@ def cmd_watch(client, args, out):
     return EXIT_OK
 
 
+def _seconds(text):
+    value = pumptext.finite(text)
+    if not 0 < value <= 3600:
+        raise argparse.ArgumentTypeError("%r: give 0 to 3600 s" % text)
+    return value
+
+
 def build_parser():
-    parser = argparse.ArgumentParser(prog="pumpctl", description=__doc__.splitlines()[0])
+    parser = pumptext.OneLineParser(prog="pumpctl", description=__doc__.splitlines()[0])
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--port", help="serial port of the pump (default: the only /dev/ttyACM*)")
     where.add_argument("--sim", metavar="PTY", help="the simulator's pty (tools/simlink.py)")
-    parser.add_argument("--timeout", type=float, default=3.0, help="seconds to wait per answer")
+    parser.add_argument("--timeout", type=_seconds, default=3.0,
+                        help="seconds to wait per answer")
     sub = parser.add_subparsers(dest="command", required=True)
     s = sub.add_parser("status", help="delivery, reservoir, battery, alarms")
     s.add_argument("--json", action="store_true")
@@ -550,7 +801,7 @@ def build_parser():
     fmt = s.add_mutually_exclusive_group()
     fmt.add_argument("--csv", action="store_true")
     fmt.add_argument("--json", action="store_true")
-    s.add_argument("--count", type=int, help="only the last COUNT events")
+    s.add_argument("--count", type=pumptext.positive_int, help="only the last COUNT events")
     s.set_defaults(run=cmd_history)
     s = sub.add_parser("settings", help="settings get, or settings put FILE.toml")
     s.add_argument("action", choices=("get", "put"))
@@ -567,16 +818,37 @@ def build_parser():
     s.add_argument("action", choices=("sync",))
     s.set_defaults(run=cmd_time)
     s = sub.add_parser("bolus", help="a normal bolus of U units")
-    s.add_argument("units", type=float)
+    s.add_argument("units", type=pumptext.finite, help="U, e.g. 2.5")
     s.set_defaults(run=cmd_bolus)
+    s = sub.add_parser("extended", help="an extended bolus: U over --minutes")
+    s.add_argument("units", type=pumptext.finite)
+    s.add_argument("--minutes", type=int, required=True, help="30 to 480, in steps of 30")
+    s.set_defaults(run=cmd_extended)
+    s = sub.add_parser("dual", help="a dual-wave bolus: U, --now PERCENT, the rest over "
+                       "--minutes")
+    s.add_argument("units", type=pumptext.finite)
+    s.add_argument("--now", dest="now_percent", type=int, required=True, help="1 to 99 %%")
+    s.add_argument("--minutes", type=int, required=True, help="30 to 480, in steps of 30")
+    s.set_defaults(run=cmd_dual)
     s = sub.add_parser("temp-basal", help="a temp basal: --percent P or --rate U/h, --minutes")
-    s.add_argument("--percent", type=int)
-    s.add_argument("--rate", type=float)
-    s.add_argument("--minutes", type=int, default=60)
+    s.add_argument("--percent", type=int, help="0 to 250 %% of the profile")
+    s.add_argument("--rate", type=pumptext.finite, help="U/h")
+    s.add_argument("--minutes", type=int, required=True, help="30 to 1440, in steps of 30")
     s.set_defaults(run=cmd_temp)
+    for name, command, done, text in (
+        ("suspend", "suspend", "Delivery suspended.", "stop all delivery (cancels a bolus)"),
+        ("resume", "resume", "Delivery resumed.", "resume basal delivery"),
+        ("cancel-bolus", "cancel_bolus", "Bolus cancelled.", "cancel the running bolus"),
+        ("cancel-temp", "cancel_temp", "Temp basal cancelled.", "cancel the temp basal"),
+    ):
+        sub.add_parser(name, help=text).set_defaults(run=_simple_change(command, done))
+    s = sub.add_parser("profile", help="profile delete NAME: remove a basal profile")
+    s.add_argument("action", choices=("delete",))
+    s.add_argument("name")
+    s.set_defaults(run=cmd_profile)
     s = sub.add_parser("watch", help="live status until Ctrl-C")
-    s.add_argument("--interval", type=float, default=1.0)
-    s.add_argument("--count", type=int, help="stop after COUNT lines")
+    s.add_argument("--interval", type=_seconds, default=1.0)
+    s.add_argument("--count", type=pumptext.positive_int, help="stop after COUNT lines")
     s.set_defaults(run=cmd_watch)
     return parser
 
@@ -607,7 +879,7 @@ def main(argv=None, out=None, err=None, input_fn=input, now=None):
 
 def console():
     """Entry point of the `pumpctl` console script."""
-    sys.exit(main())
+    sys.exit(pumptext.quiet_broken_pipe(main))
 
 
 if __name__ == "__main__":
