@@ -139,3 +139,69 @@ def test_every_redraw_of_the_walk_allocates_under_1_kb_and_waits_under_20_ms():
     # The same walk on CPython sends the same bytes.
     host = bench_ui.run_host()
     assert [r[:5] for r in host] == [r[:5] for r in rows]
+
+
+# The menus' RAM: each workflow's module is imported when its screen opens and let go at
+# home. Run under MicroPython with top-level collections only (deeper ones trap this build).
+MODULES_RAM = """
+import gc
+import sys
+
+import framebuf
+import machine
+from guest_pump import fresh_clock, run_for, without
+
+clock = fresh_clock()
+import pico_default
+from pump.app import App
+from pump.core import keys
+from pump.ui.ui import Ui
+
+board = pico_default.build()
+without(board, ("display", "battery", "battery_monitor", "watchdog",
+                "force_sensor", "pressure", "occlusion", "load_cell"))
+machine.Pin.lookup(pico_default.PINS["step"]).record = False
+app = App(board, clock, ms_of_day=8 * 3_600_000)
+app.start()
+ui = Ui(app, framebuf.FrameBuffer(bytearray(1024), 128, 64, framebuf.MONO_VLSB))
+ui.draw(app.now_ms())
+OK, BACK, DOWN = keys.OK, keys.BACK, keys.DOWN
+
+
+def keyseq(seq):
+    for k in seq:
+        run_for(app, clock, 300)
+        ui.handle((keys.PRESS, k, 1), app.now_ms())
+        ui.draw(app.now_ms())
+
+
+def loaded():
+    return ",".join(sorted(k[8:] for k in sys.modules if k[:8] == "pump.ui."))
+
+
+gc.collect()
+base = gc.mem_alloc()
+keyseq([OK])
+gc.collect()
+print("menu=%d" % (gc.mem_alloc() - base))
+keyseq([DOWN] * 7 + [OK, DOWN, DOWN, OK])
+gc.collect()
+print("settings=%d %s" % (gc.mem_alloc() - base, ui.screen_name()))
+print("inside=" + loaded())
+keyseq([BACK, BACK, BACK])
+gc.collect()
+print("home=%d %s" % (gc.mem_alloc() - base, ui.screen_name()))
+print("after=" + loaded())
+"""
+
+
+def test_a_workflow_takes_ram_only_while_its_screens_are_open():
+    stdout, stderr = run_micropython(MODULES_RAM, ("/input/sim/hw",) + GUEST_PATHS)
+    got = _parse(stdout)
+    assert "home" in got, stdout + stderr
+    print("heap after a collection, above home's: ", got)
+    assert got["inside"] == "menu,screens,settings,text,ui,widgets"
+    assert got["after"] == "screens,text,ui,widgets"  # every workflow let go
+    assert int(got["menu"]) < 6_000  # the whole menu tree took 24 KB resident before
+    assert int(got["settings"].split()[0]) < 16_000
+    assert int(got["home"].split()[0]) < 4_000
