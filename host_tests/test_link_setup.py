@@ -207,3 +207,21 @@ def test_the_confirm_screen_and_the_host_prompt_say_what_is_confirmed_in_units()
     rig.last("time_set", "2026-12-04T09:30:00")
     assert rig.link.describe(rig.link.held) == (
         "set clock: Set the clock to, 2026-12-04, 09:30:00, + the time until OK")
+
+
+@pytest.mark.parametrize("line, said", [
+    ("max_hour = nan", "max_hour"),
+    ("max_day = 900", "max_day"),
+    ("auto_off = 2.5", "auto_off"),
+    ("low_reservoir = \"lots\"", "low_reservoir"),
+])
+def test_a_bad_setup_file_is_refused_in_one_line_before_anything_is_sent(sim, tmp_path, line,
+                                                                         said):
+    link = sim(flash=new_flash())
+    path = tmp_path / "bad.toml"
+    path.write_text(line + "\n")
+    code, _out, err = run(link, "setup", str(path), now=lambda: NOW)
+    assert code == pumpctl.EXIT_USAGE and err.count("\n") == 1 and said in err, err
+    link.stop()
+    assert not [e for e in link.sim.events if e[2] == ev.REMOTE_REQUEST
+                and e[3]["command"] in ("setup_put", "setup")]

@@ -566,26 +566,31 @@ def cmd_time(client, args, out):
 
 # ----- setup: the whole settings and the clock, one OK on the pump ----------------------
 
-# Settings only setup takes (beyond settings put's): file key -> (wire key, scale to wire units)
+# Settings only setup takes (beyond settings put's): file key -> (low, high, unit) as the
+# pump accepts them; amounts in U, auto_off in whole hours (0 = off).
 SETUP_EXTRA = {
-    "max_hour": ("max_hour", 1000),  # U in any hour
-    "max_day": ("max_day", 1000),  # U in any day
-    "low_reservoir": ("low_reservoir", 1000),  # U left that warns
-    "auto_off": ("auto_off", 1),  # hours without a key press, 0 = off
+    "max_hour": (1, 40, "U"),  # the most insulin in any hour
+    "max_day": (5, 200, "U"),  # the most insulin in any day
+    "low_reservoir": (10, 50, "U"),  # what is left when the low-reservoir alarm sounds
+    "auto_off": (0, 24, "h"),  # hours without a key press before auto-off
 }
 
 
 def setup_pairs(wanted):
-    """A settings file's values as setup_put (key, value) pairs in wire units."""
+    """A settings file's values as setup_put (key, value) pairs in wire units; ValueError
+    names the key at fault."""
     pairs = wire_settings({k: v for k, v in wanted.items() if k not in SETUP_EXTRA})
-    for key, (wire, scale) in SETUP_EXTRA.items():
-        if key in wanted:
-            value = float(wanted[key]) * scale
-            if value != value or value in (float("inf"), float("-inf")) or value < 0:
-                raise ValueError("%s must be a number of 0 or more" % key)
-            if scale == 1 and value != int(value):
-                raise ValueError("%s is a whole number of hours" % key)
-            pairs.append((wire, int(round(value))))
+    for key, (low, high, unit) in SETUP_EXTRA.items():
+        if key not in wanted:
+            continue
+        value = wanted[key]
+        if unit == "h":
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                raise ValueError("%s: %r is not a whole number of hours from %d to %d" % (
+                    key, value, low, high))
+            pairs.append((key, value))
+        else:
+            pairs.append((key, _file_number(wanted, key, low, high, unit)))
     return pairs
 
 

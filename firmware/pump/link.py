@@ -23,7 +23,6 @@ PROTOCOL_VERSION = 1
 CONFIRM_MS = 60_000  # a held change expires unconfirmed after this
 _READS_PER_PASS = 4  # port reads (64 bytes each) per main-loop pass: the loop stays quick
 _KEPT_OUTCOMES = 8  # finished changes confirm_status can still report
-_HISTORY_WINDOW = 400  # history reaches back at most this many events from the newest
 
 # What became of a held change.
 HELD = "pending"
@@ -152,12 +151,13 @@ class Link:
             self._stage(req, now)
         elif command == "status":
             self._ok(req.seq, self.status_fields(now), now, command)
-        elif command == "settings":
-            self._settings(req.seq, now)
-        elif command == "history":
-            self._history(req.seq, req.args[0], req.args[1], now)
-        elif command == "hash":
-            self._ok(req.seq, self.hash_fields(), now, command)
+        elif command == "settings" or command == "history" or command == "hash":
+            from pump import link_read  # listings: loaded for the answer, let go after
+
+            try:
+                link_read.answer(self, req, now)
+            finally:
+                sys.modules.pop("pump.link_read", None)
         elif command == "confirm_status":
             self._confirm_status(req.seq, req.args[0], now)
         else:
@@ -199,86 +199,6 @@ class Link:
             ("battery_pct", app.battery_percent()),
             ("alarms", ",".join(alarms) if alarms else None),
             ("held", 0 if held is None else held.id),
-        )
-
-    def _settings(self, seq, now):
-        s = self.app.therapy.settings
-        for index, profile in enumerate(s.profiles):
-            segments = ",".join(
-                "%02d:%02d/%d" % (start // 2, (start % 2) * 30, rate)
-                for start, rate in profile.segments
-            )
-            line = p.encode_response(
-                seq, p.MORE, (("profile", index), ("name", profile.name), ("basal", segments))
-            )
-            self.port.write(line)
-        fields = (
-            ("max_bolus", s.max_bolus_mu),
-            ("max_basal", s.max_basal_mu_per_h),
-            ("increment", s.increment_mu),
-            ("speed", s.bolus_speed_mu_per_min),
-            ("active_profile", s.active_profile),
-            ("profiles", len(s.profiles)),
-            ("max_hour", s.max_hour_mu),
-            ("max_day", s.max_day_mu),
-            ("low_reservoir", s.low_reservoir_mu),
-            ("auto_off_h", s.auto_off_h),
-        )
-        self._ok(seq, fields, now, "settings")
-
-    def _events(self, since):
-        """Events after seq ``since``, oldest first, as (seq, t_ms, type, fields, wall_s)."""
-        app = self.app
-        wanted = app.events.seq - since
-        if wanted <= 0:
-            return []
-        wanted = wanted if wanted < _HISTORY_WINDOW else _HISTORY_WINDOW
-        history = getattr(app, "history", None)
-        if history is not None:
-            try:  # newest first, (seq, t_ms, wall_s, type, fields): flash or the RAM ring
-                rows = history(wanted)
-                return [(e[0], e[1], e[3], e[4], e[2]) for e in reversed(rows)]
-            except Exception:  # the stored log failed: the RAM ring still answers
-                pass
-        return [(e[0], e[1], e[2], e[3], None) for e in app.events.recent(wanted)]
-
-    def _history(self, seq, since, count, now):
-        sent = 0
-        last = since
-        for event in self._events(since):
-            if event[0] <= since:
-                continue
-            if sent >= count:
-                break
-            self.port.write(_event_line(seq, event))
-            sent += 1
-            last = event[0]
-        self._ok(seq, (("count", sent), ("last_seq", last)), now, "history")
-
-    def hash_fields(self):
-        """The image's manifest (sha256 of manifest.json) and whether every file matches it."""
-        root = self.app.firmware_root
-        if root is None:
-            return (("manifest", None), ("source", 1))
-        from pump.hal import firmware_files as ff
-
-        # Hashing the image takes well under a second: inside one watchdog period.
-        report = ff.verify(root)
-        digest = None
-        if report.manifest_found:
-            path = root.rstrip("/") + "/" + ff.MANIFEST if root else ff.MANIFEST
-            try:
-                digest = ff.file_sha256(path, bytearray(256))
-            except OSError:
-                digest = None
-        return (
-            ("manifest", digest),
-            ("files_ok", report.ok()),
-            ("checked", report.checked),
-            ("missing", len(report.missing)),
-            ("changed", len(report.changed)),
-            ("unexpected", len(report.unexpected)),
-            ("error", report.error),
         )
 
     def _confirm_status(self, seq, ident, now):
@@ -425,27 +345,6 @@ class Link:
         else:
             self._finish(change, REFUSED, reason, now)
         return reason
-
-
-def _event_line(seq, event):
-    """One history event as a ``more`` line, cut down to fit a response line."""
-    fields = [("seq", event[0]), ("t_ms", event[1]), ("type", event[2])]
-    if event[4] is not None:
-        fields.append(("wall_s", event[4]))
-    for key in sorted(event[3]):
-        name = key if key not in ("seq", "t_ms", "type", "wall_s") else "field_" + key
-        fields.append((name, _flat(event[3][key])))
-    line = p.encode_response(seq, p.MORE, fields)
-    while len(line) > p.MAX_RESPONSE_LINE and len(fields) > 3:
-        fields.pop()
-        line = p.encode_response(seq, p.MORE, fields + [("truncated", 1)])
-    return line
-
-
-def _flat(value):
-    if isinstance(value, (list, tuple)):
-        return ",".join(str(v) for v in value)
-    return value
 
 
 # ----- locked mode ----------------------------------------------------------------------
