@@ -3,7 +3,7 @@
 Read-only requests (status, settings, history, version, hash) are answered at once.
 A request that changes therapy is never carried out from the wire: it is held, shown
 on the pump's screen, and carried out only when the person presses OK there within
-CONFIRM_MS; BACK rejects it, and one change waits at a time. Bad input is answered
+60 s; BACK rejects it, and one change waits at a time. Bad input is answered
 with an error and changes nothing. Every request and every outcome is an event.
 A change the pump would refuse (above the max bolus, a profile that does not exist, ...)
 is refused at once with the reason, before anyone is asked (pump/link_change.py).
@@ -14,25 +14,27 @@ and ``reject`` (pump/ui/remote.py).
 
 import sys
 
+from micropython import const
+
 from pump.core import events as ev
 from pump.core import protocol as p
 
 DEVICE = "pico-insulin-pump"  # the name the host's handshake expects
 FIRMWARE_VERSION = "0.1.0"
-PROTOCOL_VERSION = 1
-CONFIRM_MS = 60_000  # a held change expires unconfirmed after this
-_READS_PER_PASS = 4  # port reads (64 bytes each) per main-loop pass: the loop stays quick
-_KEPT_OUTCOMES = 8  # finished changes confirm_status can still report
+_PROTOCOL_VERSION = const(1)
+_CONFIRM_MS = const(60_000)  # a held change expires unconfirmed after this
+_READS_PER_PASS = const(4)  # port reads (64 bytes each) per main-loop pass: the loop stays quick
+_KEPT_OUTCOMES = const(8)  # finished changes confirm_status can still report
 
 # What became of a held change.
 HELD = "pending"
 APPLIED = "applied"  # confirmed on the pump and carried out
 REFUSED = "refused"  # confirmed, but the pump refused it (limits, alarms, ...)
 REJECTED = "rejected"  # the person pressed BACK
-EXPIRED = "expired"  # not confirmed within CONFIRM_MS
+EXPIRED = "expired"  # not confirmed within 60 s
 CANCELLED = "cancelled"  # its screen went away unanswered
 
-_MAX_STAGED_SEGMENTS = 48  # per profile, over all setup_put requests
+_MAX_STAGED_SEGMENTS = const(48)  # per profile, over all setup_put requests
 
 
 class HeldChange:
@@ -45,7 +47,7 @@ class HeldChange:
         self.request = request
         self.command = request.command
         self.received_ms = now
-        self.expires_ms = now + CONFIRM_MS
+        self.expires_ms = now + _CONFIRM_MS
         self.state = HELD
         self.reason = None
         self.settings = None
@@ -168,7 +170,7 @@ class Link:
         return (
             ("device", DEVICE),
             ("firmware", FIRMWARE_VERSION),
-            ("protocol", PROTOCOL_VERSION),
+            ("protocol", _PROTOCOL_VERSION),
             ("board", board.name),
         )
 
@@ -281,7 +283,7 @@ class Link:
 
         self.screen = remote.show(ui, self, change)
         line = p.encode_response(
-            req.seq, p.PENDING, (("id", change.id), ("expires_in_ms", CONFIRM_MS))
+            req.seq, p.PENDING, (("id", change.id), ("expires_in_ms", _CONFIRM_MS))
         )
         self._send(line, now, command, p.PENDING, None, req.seq)
 
@@ -309,7 +311,7 @@ class Link:
         if now >= change.expires_ms:
             ui = self.app.ui
             self._take_down_screen(ui)
-            self._finish(change, EXPIRED, "not confirmed within %d s" % (CONFIRM_MS // 1000), now)
+            self._finish(change, EXPIRED, "not confirmed within %d s" % (_CONFIRM_MS // 1000), now)
             if ui is not None:
                 ui.flash("USB change expired")
         elif self.screen is not None and self.app.ui is not None:
@@ -350,8 +352,8 @@ class Link:
 # ----- locked mode ----------------------------------------------------------------------
 
 DEV_KEYS = 1 | 8  # UP | BACK (pump.core.keys): held at power-up, they unlock the console
-_DEV_RELEASE_WAIT_MS = 5000  # let go of them within this, or the self-test sees stuck keys
-CTRL_C = 3
+_DEV_RELEASE_WAIT_MS = const(5000)  # let go of them within this, or the self-test sees stuck keys
+_CTRL_C = const(3)
 
 
 def lock_console(buttons, micropython_module, clock):
@@ -360,7 +362,7 @@ def lock_console(buttons, micropython_module, clock):
     mode: Ctrl-C stops the firmware and gives the REPL (mpremote works). Returns True when
     locked. In development mode it waits for the keys to be let go before the self-test."""
     held = buttons is not None and buttons.read_mask() & DEV_KEYS == DEV_KEYS
-    micropython_module.kbd_intr(CTRL_C if held else -1)
+    micropython_module.kbd_intr(_CTRL_C if held else -1)
     if held:
         start = clock.ticks_ms()
         while buttons.read_mask() & DEV_KEYS:

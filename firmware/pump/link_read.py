@@ -4,9 +4,11 @@ Loaded by pump/link.py for one answer and let go after, so the pump keeps none o
 RAM between requests.
 """
 
+from micropython import const
+
 from pump.core import protocol as p
 
-_HISTORY_WINDOW = 400  # history reaches back at most this many events from the newest
+_HISTORY_WINDOW = const(400)  # history reaches back at most this many events from the newest
 
 
 def answer(link, req, now):

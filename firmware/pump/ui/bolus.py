@@ -1,10 +1,12 @@
 """Bolus workflows: normal, extended and dual wave, and cancelling the one running."""
 
+from micropython import const
+
 from pump.core import bolus as bolus_mod
 from pump.ui import text
 from pump.ui.screens import Confirm, Editor, Menu
 
-HOUR_MS = 3_600_000
+_HOUR_MS = const(3_600_000)
 
 
 def _settings(ui):
@@ -28,7 +30,7 @@ def _confirm_normal(ui, mu):
     ui.push(Confirm("confirm bolus", "Normal bolus", ["Bolus " + text.units_u(mu), "now"], start))
 
 
-def _duration_editor(ui, title, on_ok, start_ms=2 * HOUR_MS):
+def _duration_editor(ui, title, on_ok, start_ms=2 * _HOUR_MS):
     ui.push(
         Editor(
             "duration",

@@ -1,9 +1,11 @@
 """The event history: one short line per event, newest first; OK shows its fields."""
 
+from micropython import const
+
 from pump.ui import text
 from pump.ui.screens import Menu, Message
 
-HISTORY_LINES = 50
+_HISTORY_LINES = const(50)
 
 
 def event_line(therapy, event):
@@ -98,7 +100,7 @@ def field_text(key, value):
 
 def history(ui):
     app = ui.app
-    events = app.history(HISTORY_LINES)  # newest first, from flash when the pump has it
+    events = app.history(_HISTORY_LINES)  # newest first, from flash when the pump has it
     lines = []
     details = []
     for event in events:

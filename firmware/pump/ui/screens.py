@@ -1,6 +1,8 @@
 """The building blocks of every workflow: menus, value editors, confirm and message screens,
 the home screen and the alarm screen."""
 
+from micropython import const
+
 from pump.core import keys
 from pump.ui import text
 from pump.ui import widgets as w
@@ -13,9 +15,9 @@ DOWN = keys.DOWN
 OK = keys.OK
 BACK = keys.BACK
 
-BOLUS_REFRESH_MS = 1000  # the progress bar moves while a bolus runs
-BUSY_REFRESH_MS = 500  # a screen waiting for the motor looks again this often
-CONFIRM_ROWS = 5  # text lines between a confirm screen's title and its bottom line
+_BOLUS_REFRESH_MS = const(1000)  # the progress bar moves while a bolus runs
+BUSY_REFRESH_MS = const(500)  # a screen waiting for the motor looks again this often
+CONFIRM_ROWS = const(5)  # text lines between a confirm screen's title and its bottom line
 
 
 class Screen:
@@ -317,7 +319,7 @@ class Home(Screen):
 
     def refresh_at(self, ui, now):
         if ui.app.therapy.bolus is not None:
-            return now + BOLUS_REFRESH_MS
+            return now + _BOLUS_REFRESH_MS
         # The clock: the next minute of the time of day.
         return now + 60_000 - ui.app.therapy.ms_of_day(now) % 60_000
 

@@ -1,6 +1,8 @@
 """Settings: time of day, limits, insulin limits, low reservoir, auto-off, bolus options,
 insulin action (the calculator's settings are in calc_settings)."""
 
+from micropython import const
+
 from pump.core import bolus as bolus_mod
 from pump.core import reservoir as res
 from pump.core import safety, schedule
@@ -8,7 +10,7 @@ from pump.ui import text
 from pump.ui.menu import lock_keys
 from pump.ui.screens import Confirm, Editor, Menu
 
-MIN_MS = 60_000
+_MIN_MS = const(60_000)
 
 
 def _settings(ui):
@@ -40,11 +42,11 @@ def _minutes_text(minutes):
 
 def set_time(ui):
     therapy = ui.app.therapy
-    now_min = therapy.ms_of_day(ui.now) // MIN_MS
+    now_min = therapy.ms_of_day(ui.now) // _MIN_MS
 
     def minutes_ok(ui, minutes):
         def apply(ui):
-            return ui.app.set_time_of_day(minutes * MIN_MS)
+            return ui.app.set_time_of_day(minutes * _MIN_MS)
 
         lines = ["Set the clock", "to " + _minutes_text(minutes)]
         ui.push(Confirm("confirm time", "Time of day", lines, apply))

@@ -7,6 +7,8 @@ is recorded (``setup_step`` events). BACK goes back a step; the screens stay thr
 idle timeout, and the set-up alarm waits under them.
 """
 
+from micropython import const
+
 from pump.core import safety, schedule
 from pump.core.therapy import MAX_BASAL_LIMIT_MU_H, Settings
 from pump.ui import text
@@ -15,7 +17,7 @@ from pump.ui.screens import Confirm, Editor, Menu
 
 STEP = "setup_step"  # the event each step records
 ANSWERS = ("set_up", "check_settings", "set_time")  # the alarms a setup settles
-_STEPS = 6
+_STEPS = const(6)
 
 
 def start(ui):

@@ -1,10 +1,12 @@
 """Temp basal (percent or absolute, for a time), cancelling it, suspend and resume."""
 
+from micropython import const
+
 from pump.core import schedule
 from pump.ui import text
 from pump.ui.screens import Confirm, Editor, Menu, Message
 
-HOUR_MS = 3_600_000
+_HOUR_MS = const(3_600_000)
 
 
 def temp_menu(ui):
@@ -26,7 +28,7 @@ def _temp_duration(ui, title, on_ok):
         Editor(
             "duration",
             title,
-            HOUR_MS,
+            _HOUR_MS,
             schedule.TEMP_MIN_MS,
             schedule.TEMP_MAX_MS,
             schedule.TEMP_MIN_MS,

@@ -1,6 +1,8 @@
 """Short texts for a 16-character screen line: units, rates, times, durations, wrapping."""
 
-COLUMNS = 16  # 8x8 font on 128 pixels
+from micropython import const
+
+COLUMNS = const(16)  # 8x8 font on 128 pixels
 
 
 def units(mu):

@@ -7,13 +7,15 @@ their code and tables take RAM only while they are on the screen.
 
 import sys
 
+from micropython import const
+
 from pump.core import keys
 from pump.core.units import earliest
 from pump.ui import screens
 from pump.ui import widgets as w
 
-FLASH_MS = 2000  # a short note at the bottom of the screen stays this long
-IDLE_HOME_MS = 120_000  # without a key press, menus give way to the home screen
+_FLASH_MS = const(2000)  # a short note at the bottom of the screen stays this long
+IDLE_HOME_MS = const(120_000)  # without a key press, menus give way to the home screen
 # The modules open() imports, let go at home (pump/ui/<name>.py; "remote" the USB confirm).
 WORKFLOWS = (
     "menu", "bolus", "calc", "temp", "segments", "profiles", "reservoir", "history",
@@ -151,9 +153,9 @@ class Ui:
         self.replace(screens.Message("Not done", reason, "refused"))
 
     def flash(self, note):
-        """A short note over the bottom line, for FLASH_MS."""
+        """A short note over the bottom line, for _FLASH_MS."""
         self._flash = note
-        self._flash_until = self.now + FLASH_MS
+        self._flash_until = self.now + _FLASH_MS
         self.needs_redraw = True
 
     def answering(self, code):

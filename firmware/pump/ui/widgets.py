@@ -1,14 +1,15 @@
 """Drawing helpers on a 128x64 framebuf: title bar, lines, big text, progress bar, lists."""
 
 import framebuf
+from micropython import const
 
-WIDTH = 128
-HEIGHT = 64
-CHAR = 8  # the builtin font is 8x8
-TITLE_H = 9  # a lit bar with dark text, and a row of space under it
-LIST_ROWS = 6  # list rows under the title bar
-LIST_TOP = 11
-ROW_H = 9
+WIDTH = const(128)
+HEIGHT = const(64)
+CHAR = const(8)  # the builtin font is 8x8
+TITLE_H = const(9)  # a lit bar with dark text, and a row of space under it
+LIST_ROWS = const(6)  # list rows under the title bar
+LIST_TOP = const(11)
+ROW_H = const(9)
 
 
 class Painter:
