@@ -37,7 +37,7 @@ MODULES_PY  := $(filter-out $(ENTRY_PY),$(FIRMWARE_PY))
 BOARD_FILE  := boards/$(BOARD).py
 
 .PHONY: help install test lint typecheck typecheck-firmware typecheck-tools \
-        build flash sim bench screens clean distclean
+        build flash sim bench screens repl clean distclean
 
 help:
 	@echo "Targets (each one sets up $(VENV) from the pinned requirements first):"
@@ -47,8 +47,9 @@ help:
 	@echo "  make build      compile firmware + board to $(BUILD)/ for the Pico (.mpy, manifest.json)"
 	@echo "  make flash      build, copy to the Pico (ROMFS when it has one), reset, verify"
 	@echo "  make sim        the pump in the terminal (tools/termsim.py); without a terminal, the demo day"
-	@echo "  make bench      run the benchmarks (tools/bench.py, tools/bench_safety.py)"
-	@echo "  make screens    render every screen to docs/screens/*.png (tools/scenarios/screens)"
+	@echo "  make bench      the benchmarks into out/bench (UPDATE_DOCS=1: docs/bench; QUICK=1: small)"
+	@echo "  make screens    render every screen to out/screens/png (UPDATE_DOCS=1: docs/screens)"
+	@echo "  make repl       MicroPython's REPL on the Pico (mpremote; development mode)"
 	@echo "  make install    only set up $(VENV)"
 	@echo "  make clean      remove $(BUILD)/ and caches; make distclean also $(VENV) and out/"
 	@echo "Variables: BOARD=$(BOARD) (a file in boards/), PORT=<serial port> (flash),"
@@ -144,22 +145,36 @@ flash: build
 sim: $(STAMP)
 	$(VPY) tools/simulate.py $(ARGS)
 
+# Benchmarks and screens write to out/; UPDATE_DOCS=1 writes the tracked docs/ instead.
+# QUICK=1: every benchmark, each on a small sample (minutes, not hours; figures not for docs).
+BENCH_OUT   := $(if $(UPDATE_DOCS),docs/bench,out/bench)
+SCREENS_OUT := $(if $(UPDATE_DOCS),docs/screens,out/screens/png)
+BENCH_QUICK := $(if $(QUICK),--hours 1 --month-days 1,)
+SAFETY_QUICK := $(if $(QUICK),--presets typical --days 1 --trumpet-hours 1 --skip disconnect,)
+RECOVERY_QUICK := $(if $(QUICK),--cuts 50,)
+
 bench: $(STAMP)
-	$(VPY) tools/bench.py $(ARGS)
-	$(VPY) tools/bench_safety.py
-	$(VPY) tools/bench_recovery.py
+	mkdir -p $(BENCH_OUT)
+	$(if $(QUICK),LINK_FUZZ_EXAMPLES=300,) $(VPY) tools/bench.py --out $(BENCH_OUT) $(BENCH_QUICK) $(ARGS)
+	$(VPY) tools/bench_safety.py --out $(BENCH_OUT) $(SAFETY_QUICK)
+	$(VPY) tools/bench_recovery.py --out $(BENCH_OUT) $(RECOVERY_QUICK)
 
 # Every scenario in tools/scenarios/screens walks the screens by key presses and takes
 # screenshots; the PNGs (4x) replace docs/screens/.
 screens: $(STAMP)
-	rm -rf out/screens docs/screens
-	mkdir -p docs/screens
+	rm -rf out/screens $(SCREENS_OUT)
+	mkdir -p $(SCREENS_OUT)
 	@for scenario in tools/scenarios/screens/*.toml; do \
 	  out=out/screens/$$(basename "$$scenario" .toml); \
 	  $(VPY) tools/scenario.py "$$scenario" --out "$$out" --quiet; \
-	  cp "$$out"/*.png docs/screens/; \
+	  cp "$$out"/*.png $(SCREENS_OUT)/; \
 	done
-	@echo "$$(ls docs/screens | wc -l) screens in docs/screens/"
+	@echo "$$(ls $(SCREENS_OUT) | wc -l) screens in $(SCREENS_OUT)/"
+
+# MicroPython's REPL on the Pico (mpremote): the pump must be in development mode (hold UP
+# and BACK while plugging it in), or the locked firmware keeps the REPL closed.
+repl: $(STAMP)
+	$(MPREMOTE) repl
 
 # --- housekeeping ------------------------------------------------------------
 

@@ -7,6 +7,7 @@ import os
 import pytest
 
 import plot
+from plot import HOUR_MS
 
 MIN = 60_000
 HOUR = 3_600_000
@@ -182,3 +183,25 @@ def test_a_history_from_the_pump_log_gives_basal_by_the_hour_and_boluses(tmp_pat
     assert by_hour["basal"][:3] == pytest.approx(given["basal"][:3], abs=0.0015)
     assert sum(by_hour["bolus"]) == pytest.approx(sum(given["bolus"]))
     assert sum(by_hour["bolus"]) == pytest.approx(2.0, abs=0.002)
+
+
+def test_scenario_outputs_plot_against_the_time_of_day_with_the_pump_s_own_iob(tmp_path):
+    import scenario as runner
+
+    data = {
+        "settings": {"basal": [["00:00", 1.0]], "start_time": "06:00"},
+        "run": {"duration_h": 1},
+        "actions": [{"at_min": 10, "bolus": 1.0}],
+    }
+    runner.run(runner.Scenario(data, "morning")).write(str(tmp_path / "out"))
+    run = plot.load_folder(str(tmp_path / "out"))
+    assert run.start_ms_of_day == 6 * HOUR_MS
+    assert run.iob and max(v for _t, v in run.iob) > 900  # the 1 U bolus, as the pump counts
+    fig, ax = plot._pyplot().subplots()
+    plot._time_axis(ax, run)
+    assert ax.get_xlabel() == "time of day"
+    assert ax.xaxis.get_major_formatter()(0.5, 0) == "06:30"
+    plot._pyplot().close(fig)
+    written = plot.plot_all(run, str(tmp_path / "png"))
+    assert {"iob.png", "pressure.png", "cumulative.png"} <= {os.path.basename(p)
+                                                             for p in written}

@@ -159,6 +159,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=os.path.join(ROOT, "docs", "bench"))
     parser.add_argument("--hours", type=float, default=24)
+    parser.add_argument("--month-days", type=int, default=30, help="days of the long run")
     args = parser.parse_args(argv)
     rows = []
     for rate in RATES_U_H:
@@ -174,11 +175,13 @@ def main(argv=None):
     print("demo day ...", end=" ", flush=True)
     speed.append(bench_scenario(os.path.join(HERE, "scenarios", "demo_day.toml"), "demo day"))
     print("%.2f s" % speed[-1][2])
-    print("30 days with 3 boluses a day ...", end=" ", flush=True)
-    month = month_scenario()
+    days = args.month_days
+    print("%d days with 3 boluses a day ..." % days, end=" ", flush=True)
+    month = month_scenario(days)
     started = time.perf_counter()
     runner.run(month)
-    speed.append(("30 days, 90 boluses", 720, time.perf_counter() - started))
+    speed.append(("%d days, %d boluses" % (days, 3 * days), 24 * days,
+                  time.perf_counter() - started))
     print("%.2f s" % speed[-1][2])
     machine = "%s, Python %s" % (os.uname().machine, sys.version.split()[0])
     text = markdown(rows, speed, machine)

@@ -49,6 +49,8 @@ class Run:
         self.outflow = outflow
         self.pressure = pressure
         self.pressure_name = pressure_name
+        self.start_ms_of_day = None  # time of day at t_ms 0, when known
+        self.iob = None  # the firmware's own insulin on board: (t_ms, mU), when recorded
 
     def end_ms(self):
         times = [d[0] for d in self.deliveries] + [e["t_ms"] for e in self.events]
@@ -198,7 +200,46 @@ def load_folder(folder):
     if os.path.exists(path):
         pressure, pressure_name = _series(path, ("pressure_kpa", "force_mn"))
     name = summary.get("scenario") or os.path.basename(os.path.normpath(folder))
-    return Run(name, deliveries, events, summary, outflow, pressure, pressure_name)
+    run = Run(name, deliveries, events, summary, outflow, pressure, pressure_name)
+    run.start_ms_of_day = _start_of(summary, events)
+    path = os.path.join(folder, "iob.csv")
+    if os.path.exists(path):
+        rows, _ = _read_csv(path, ("t_ms", "iob_mu"))
+        run.iob = [(int(r["t_ms"]), int(r["iob_mu"])) for r in rows if r["iob_mu"] != ""]
+    return run
+
+
+def _start_of(summary, events):
+    """The time of day the run started (ms), from summary.json's start_time or the first
+    event's time column; None when neither says."""
+    text = summary.get("start_time")
+    if not text:
+        for event in events:
+            if isinstance(event.get("time"), str) and len(event["time"]) >= 5:
+                t = event["time"]
+                ms = (int(t[:2]) * 60 + int(t[3:5])) * MIN_MS
+                ms += int(t[6:8]) * 1000 if len(t) >= 8 else 0
+                return (ms - int(event["t_ms"])) % (24 * HOUR_MS)
+        return None
+    return (int(text[:2]) * 60 + int(text[3:5])) * MIN_MS
+
+
+def _time_axis(ax, run):
+    """x in hours from the start, labelled with the time of day when the run has one."""
+    start = getattr(run, "start_ms_of_day", None)
+    if start is None:
+        ax.set_xlabel("time from the start (h)")
+        return
+    from matplotlib.ticker import FuncFormatter, MultipleLocator
+
+    def label(hours, _pos):
+        minutes = round((start + hours * HOUR_MS) / MIN_MS) % (24 * 60)
+        return "%02d:%02d" % (minutes // 60, minutes % 60)
+
+    span_h = max(run.end_ms() / HOUR_MS, 1.0)
+    ax.xaxis.set_major_locator(MultipleLocator(max(1, round(span_h / 12))))
+    ax.xaxis.set_major_formatter(FuncFormatter(label))
+    ax.set_xlabel("time of day")
 
 
 def load_history(path):
@@ -372,7 +413,7 @@ def plot_delivery_per_hour(run, out_dir, written):
         ax.bar(range(hours), data[kind], bottom=bottom, label=kind, color=KIND_COLOURS[kind],
                align="edge", width=0.9)
         bottom = [b + v for b, v in zip(bottom, data[kind], strict=True)]
-    ax.set_xlabel("hour of the run")
+    _time_axis(ax, run)
     ax.set_ylabel("insulin delivered (U)")
     ax.set_title("%s: delivery per hour" % run.name)
     ax.legend()
@@ -385,7 +426,7 @@ def plot_cumulative(run, out_dir, written):
                          (None, "black")):
         times, totals = cumulative(run.deliveries, kind)
         ax.step(times, totals, where="post", label=kind or "total", color=colour)
-    ax.set_xlabel("time (h)")
+    _time_axis(ax, run)
     ax.set_ylabel("cumulative insulin (U)")
     ax.set_title("%s: cumulative insulin" % run.name)
     ax.legend()
@@ -393,12 +434,17 @@ def plot_cumulative(run, out_dir, written):
 
 
 def plot_iob(run, out_dir, written):
-    times, iob = insulin_on_board(run.deliveries, run.end_ms())
+    if run.iob:
+        times, iob = [t for t, _v in run.iob], [v for _t, v in run.iob]
+        title = "%s: insulin on board, as the pump counts it" % run.name
+    else:
+        times, iob = insulin_on_board(run.deliveries, run.end_ms())
+        title = "%s: bolus insulin on board (rapid-acting, DIA 5 h)" % run.name
     fig, ax = _pyplot().subplots(figsize=(10, 4))
     ax.plot([t / HOUR_MS for t in times], [v / 1000 for v in iob], color="tab:green")
-    ax.set_xlabel("time (h)")
+    _time_axis(ax, run)
     ax.set_ylabel("insulin on board (U)")
-    ax.set_title("%s: bolus insulin on board (rapid-acting, DIA 5 h)" % run.name)
+    ax.set_title(title)
     _save(fig, out_dir, "iob.png", written)
 
 
@@ -407,7 +453,7 @@ def plot_pressure(run, out_dir, written):
         return
     fig, ax = _pyplot().subplots(figsize=(10, 4))
     ax.plot([t / HOUR_MS for t, _v in run.pressure], [v for _t, v in run.pressure])
-    ax.set_xlabel("time (h)")
+    _time_axis(ax, run)
     unit = {"pressure_kpa": "line pressure (kPa)", "force_mn": "plunger force (mN)"}
     ax.set_ylabel(unit.get(run.pressure_name or "", run.pressure_name))
     ax.set_title("%s: pressure" % run.name)
@@ -425,7 +471,7 @@ def plot_events(run, out_dir, written):
     ax.set_yticks(range(len(types)))
     ax.set_yticklabels(types)
     ax.set_xlim(-0.02 * max(run.end_ms() / HOUR_MS, 1e-3), max(run.end_ms() / HOUR_MS, 1e-3))
-    ax.set_xlabel("time (h)")
+    _time_axis(ax, run)
     ax.set_title("%s: events (alarms and refusals in red)" % run.name)
     _save(fig, out_dir, "events.png", written)
 

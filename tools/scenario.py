@@ -551,6 +551,7 @@ class Result:
             "scenario": self.scenario.name,
             "board": self.scenario.board,
             "duration_h": hours,
+            "start_time": self.time_of_day(0)[:5],
             "mu_per_step": mech.nu_per_step / 1_000_000,
             "nl_per_step": mech.pl_per_step / 1000,
             "delivered_mu": delivered_mu,
