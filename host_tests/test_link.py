@@ -338,3 +338,16 @@ def test_main_py_locks_the_console_with_the_board_keys_before_the_app_starts():
     assert lock < source.index('App(hardware, time, storage=storage, firmware_root="/").run()')
     assert "machine.reset()" in source  # locked mode never falls through to the REPL
     assert sys.modules["micropython"] is micropython
+
+
+def test_the_link_lets_its_change_and_listing_modules_go_after_each_answer(rig):
+    import pump
+
+    rig.ask("history", 0, 5)
+    rig.ask("settings")
+    rig.last("bolus", 1000)
+    rig.sim.press("OK")
+    for name in ("pump.link_change", "pump.link_read", "pump.core.setup"):
+        assert name not in sys.modules, name
+    assert not hasattr(pump, "link_change") and not hasattr(pump, "link_read")
+    assert rig.app.therapy.bolus is not None  # and the bolus was carried out

@@ -60,8 +60,22 @@ def _changes():
     return link_change
 
 
+def forget(name):
+    """Let module ``name`` go: out of sys.modules and off its package, so that once nothing
+    else holds it the collector gives its RAM back (imported again when next needed)."""
+    if sys.modules.pop(name, None) is None:
+        return False
+    dot = name.rfind(".")
+    package = sys.modules.get(name[:dot])
+    leaf = name[dot + 1 :]
+    if package is not None and leaf in package.__dict__:
+        delattr(package, leaf)
+    return True
+
+
 def _release():
-    sys.modules.pop("pump.link_change", None)
+    forget("pump.link_change")
+    forget("pump.core.setup")  # a setup's checks, imported by link_change
 
 
 class Link:
@@ -159,7 +173,7 @@ class Link:
             try:
                 link_read.answer(self, req, now)
             finally:
-                sys.modules.pop("pump.link_read", None)
+                forget("pump.link_read")
         elif command == "confirm_status":
             self._confirm_status(req.seq, req.args[0], now)
         else:

@@ -107,13 +107,10 @@ class Ui:
         for screen in self.stack[1:]:
             if not isinstance(screen, screens.AlarmScreen):
                 return
-        package = sys.modules.get("pump.ui")
         dropped = False
         for name in WORKFLOWS:
-            if sys.modules.pop("pump.ui." + name, None) is not None:
-                dropped = True
-            if package is not None and name in package.__dict__:
-                delattr(package, name)
+            dropped = _forget("pump.ui." + name) or dropped
+        dropped = _forget("pump.core.setup") or dropped  # the setup's checks
         if dropped:
             self.collect_due = True
 
@@ -264,6 +261,17 @@ class Ui:
         elif alarm is not None and not self.answering(alarm.code):
             return now_ms
         return self._due
+
+
+def _forget(name):
+    """Module ``name`` out of sys.modules and off its package (see pump.link.forget)."""
+    if sys.modules.pop(name, None) is None:
+        return False
+    dot = name.rfind(".")
+    package = sys.modules.get(name[:dot])
+    if package is not None and name[dot + 1 :] in package.__dict__:
+        delattr(package, name[dot + 1 :])
+    return True
 
 
 def _stays(screen):
