@@ -205,3 +205,51 @@ def test_a_workflow_takes_ram_only_while_its_screens_are_open():
     assert int(got["menu"]) < 6_000  # the whole menu tree took 24 KB resident before
     assert int(got["settings"].split()[0]) < 16_000
     assert int(got["home"].split()[0]) < 4_000
+
+
+# The setup screens on MicroPython: the walk from the first step to the start, by keys.
+SETUP_WALK = """
+import framebuf
+import machine
+from guest_pump import fresh_clock, run_for, without
+
+clock = fresh_clock()
+import pico_default
+from pump.app import App
+from pump.core import keys
+from pump.ui.ui import Ui
+
+board = pico_default.build()
+without(board, ("display", "battery", "battery_monitor", "watchdog",
+                "force_sensor", "pressure", "occlusion", "load_cell"))
+machine.Pin.lookup(pico_default.PINS["step"]).record = False
+app = App(board, clock, ms_of_day=8 * 3_600_000)
+app.start()
+ui = Ui(app, framebuf.FrameBuffer(bytearray(1024), 128, 64, framebuf.MONO_VLSB))
+ui.open("setup", "start")
+seen = []
+presses = [keys.OK] * 4 + [keys.OK] + [keys.DOWN] * 20 + [keys.OK] * 4 + [keys.OK]
+for key in presses:
+    run_for(app, clock, 200)
+    ui.handle((keys.PRESS, key, 1), app.now_ms())
+    ui.draw(app.now_ms())
+    if ui.screen_name() not in seen:
+        seen.append(ui.screen_name())
+print("seen=" + ",".join(seen))
+print("max_bolus=%d" % app.therapy.settings.max_bolus_mu)
+print("steps=" + ",".join(e[3]["step"] for e in app.events.recent() if e[2] == "setup_step"))
+"""
+
+
+def test_the_setup_screens_walk_to_the_start_on_micropython():
+    guest = "try:\n" + "".join("    " + line + "\n" for line in SETUP_WALK.splitlines()) + (
+        "except Exception as err:\n    print('error=%r' % (err,))\n"
+    )
+    stdout, stderr = run_micropython(guest, ("/input/sim/hw",) + GUEST_PATHS)
+    got = _parse(stdout)
+    assert "error" not in got and "steps" in got, stdout + stderr
+    assert got["seen"].split(",") == [
+        "date time", "setup basal", "setup max bolus", "setup max basal", "setup max hour",
+        "setup max day", "setup confirm", "home"]
+    assert got["max_bolus"] == "9000"  # 10.00 U less 20 steps of 0.05 U
+    assert got["steps"] == "clock,basal,max_bolus,max_basal,max_hour,max_day,done"
