@@ -1,0 +1,116 @@
+"""The README as a newcomer reads it: the files it names exist, the commands in its code
+blocks are accepted by the tools they call, the options it lists are taken, and the make
+targets it names are there."""
+
+import os
+import re
+import shlex
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TOOLS = os.path.join(ROOT, "tools")
+README = open(os.path.join(ROOT, "README.md")).read()
+
+
+def code_blocks(language):
+    return re.findall(r"```%s\n(.*?)```" % language, README, re.S)
+
+
+def commands():
+    """Every command line of the README's sh blocks, comments dropped."""
+    lines = []
+    for block in code_blocks("sh"):
+        for line in block.splitlines():
+            line = line.split("  #")[0].strip()
+            if line and not line.startswith("#"):
+                lines.append(line)
+    return lines
+
+
+def test_every_file_the_readme_links_or_names_exists():
+    linked = re.findall(r"\]\(((?:docs|tools|boards|firmware|host_tests|sim)/[^)#]+)\)", README)
+    named = re.findall(r"`((?:docs|tools|boards|host_tests|sim)/[\w/.-]+\.(?:py|md|toml|png|svg))`",
+                       README)
+    assert linked and named
+    missing = sorted({p for p in linked + named if not os.path.exists(os.path.join(ROOT, p))})
+    assert not missing, missing
+
+
+def test_every_make_target_the_readme_names_is_in_the_makefile():
+    makefile = open(os.path.join(ROOT, "Makefile")).read()
+    targets = set(re.findall(r"^([a-z][\w-]*):", makefile, re.M))
+    named = set(re.findall(r"`make ([a-z][\w-]*)", README))
+    assert {"sim", "test", "bench", "screens", "build", "flash", "repl"} <= named
+    assert named <= targets, named - targets
+
+
+TOOL_COMMANDS = [line for line in commands() if re.search(r"tools/\w+\.py", line)]
+
+
+@pytest.mark.parametrize("line", TOOL_COMMANDS)
+def test_every_tool_command_in_the_readme_parses(line):
+    """Each `python tools/x.py ...` line: its options are ones the tool's parser takes
+    (checked by argparse with --help appended, so nothing runs)."""
+    words = shlex.split(line.replace(".venv/bin/python", "python"))
+    script = next(w for w in words if re.match(r"tools/\w+\.py$", w))
+    args = words[words.index(script) + 1:]
+    known = _options(script)
+    for word in args:
+        if word.startswith("--"):
+            assert word.split("=")[0] in known, (line, word)
+
+
+@pytest.mark.parametrize("line", [c for c in commands() if c.startswith("pumpctl")])
+def test_every_pumpctl_command_in_the_readme_parses(line):
+    import pumpctl
+
+    words = shlex.split(line.split(">")[0])[1:]
+    args = pumpctl.build_parser().parse_args(words)
+    assert args.run is not None
+
+
+def _options(script):
+    result = subprocess.run([sys.executable, os.path.join(ROOT, script), "--help"],
+                            capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    return set(re.findall(r"(--[\w-]+)", result.stdout))
+
+
+def test_the_simulator_options_the_readme_lists_are_taken():
+    import simulate
+
+    text = README[README.index("Options (`make sim"):]
+    listed = set(re.findall(r"`(--[\w-]+)", text[:600]))
+    assert {"--board", "--start", "--speed", "--seed", "--headless"} <= listed
+    parser = simulate.build_parser()
+    taken = {o for action in parser._actions for o in action.option_strings}
+    assert listed <= taken
+
+
+def test_the_scenario_keys_the_readme_shows_are_taken():
+    import scenario
+
+    (example,) = [b for b in code_blocks("toml") if "[settings]" in b]
+    import tomllib
+
+    data = tomllib.loads(example)
+    assert scenario.Scenario(data, "readme").actions
+
+
+def test_the_settings_keys_pumpctl_writes_are_a_scenario_s():
+    import pumpctl
+
+    for key in ("max_bolus", "max_basal", "bolus_increment", "bolus_speed", "active_profile",
+                "profiles"):
+        assert key in pumpctl.SETTINGS_KEYS
+        assert "`%s`" % key in README or key in README
+
+
+def test_the_demo_report_in_the_readme_uses_a_person_s_units():
+    block = README[README.index("Simulated pump: board"):]
+    block = block[:block.index("```")]
+    assert "0.0014725 U per motor step" in block
+    assert not re.search(r"\b\d+ mU\b|_mu\b|cause=", block)
