@@ -11,7 +11,6 @@ sampled every 30 s, from the second hour on.
 """
 
 import argparse
-import multiprocessing
 import os
 import platform
 import sys
@@ -20,6 +19,7 @@ import time
 from sim.pump import SimPump
 
 from sim.hw.plant import PlantParams
+import cohort
 import plot
 
 from pump.core import alarms as al
@@ -208,18 +208,21 @@ def trumpet_run(preset, rate_u_h, hours):
     return result
 
 
-def _job(job):
-    kind, args = job
+def job(kind, args):
+    """One run, in a cohort worker: (kind, its result)."""
     return kind, {"occlusion": occlusion_run, "normal": normal_use_run,
                   "disconnect": disconnect_run, "trumpet": trumpet_run}[kind](*args)
 
 
-def run_jobs(jobs, processes):
-    """Each job in its own process (the fakes are module-level state): results in order."""
-    if processes <= 1:
-        return [_job(job) for job in jobs]
-    with multiprocessing.get_context("spawn").Pool(processes, maxtasksperchild=1) as pool:
-        return pool.map(_job, jobs, chunksize=1)
+def run_jobs(jobs, processes, scheduler=None, out_dir=None):
+    """The runs through the cohort runner (tools/cohort.py): a local pool of ``processes``
+    or a Dask cluster at ``scheduler``; ``out_dir`` keeps each result, so a stopped bench
+    started again skips what is done. Results in the order of ``jobs``."""
+    work = [cohort.Job("%s-%s" % (kind, "-".join(str(a) for a in args)), "bench_safety:job",
+                       {"kind": kind, "args": list(args)}, uploads=("plot",))
+            for kind, args in jobs]
+    return [tuple(r) for r in cohort.run_jobs(work, processes, scheduler, out_dir,
+                                              progress=True)]
 
 
 def plot_trumpets(results, out_dir):
@@ -300,6 +303,10 @@ def main(argv=None):
     parser.add_argument("--days", type=int, default=30, help="days of normal use per rate")
     parser.add_argument("--trumpet-hours", type=int, default=12)
     parser.add_argument("--processes", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--scheduler", default=None,
+                        help="run on the Dask cluster at this address (tcp://host:port)")
+    parser.add_argument("--resume-dir", default=None,
+                        help="keep each run's result here; a run started again skips them")
     parser.add_argument("--skip", default="",
                         help="comma list of: occlusion,disconnect,normal,trumpet")
     parser.add_argument("--out", default=os.path.join(os.path.dirname(os.path.dirname(
@@ -333,7 +340,7 @@ def main(argv=None):
                 jobs.append(("trumpet", (preset, rate, args.trumpet_hours)))
     # Longest first, so the pool ends together.
     jobs.sort(key=lambda j: -(j[1][2] * (j[1][1] + 0.3) if j[0] == "normal" else 0))
-    results = run_jobs(jobs, args.processes)
+    results = run_jobs(jobs, args.processes, args.scheduler, args.resume_dir)
     wall_s = time.perf_counter() - started
     by_kind = {"occlusion": [], "disconnect": [], "normal": [], "trumpet": []}
     for kind, result in results:
