@@ -236,3 +236,20 @@ def test_the_menu_offers_setup_while_the_pump_is_not_set_up():
     press(sim, "OK")
     assert shows(sim, "Setup 1/6 date")
 
+
+
+def test_the_settings_time_of_day_uses_the_same_date_and_time_screen():
+    sim = booted(SimPump(flash=FlashFS(), start_ms_of_day=8 * 3_600_000))
+    press(sim, "OK")  # the menu
+    press(sim, "DOWN", 7)  # 'Settings'
+    press(sim, "OK")
+    press(sim, "OK")  # 'Time of day'
+    editor = top(sim)
+    assert editor.name == "date time" and editor.field == 3, sim.screen_text()
+    assert editor.values == [2025, 1, 6, 8 * 60], editor.values  # the pump's own clock
+    press(sim, "UP", 5)
+    press(sim, "OK")
+    assert shows(sim, "Date 2025-01-06") and shows(sim, "Time 08:05"), sim.screen_text()
+    press(sim, "OK")
+    assert top(sim).name == "settings"
+    assert sim.app.therapy.ms_of_day(sim.app.now_ms()) // MIN_MS == 8 * 60 + 5

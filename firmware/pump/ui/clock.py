@@ -99,15 +99,19 @@ class DateTimeEditor(Screen):
 
 
 def guess_wall_s(app):
-    """Where the editor starts: the RTC when it can be trusted, else the last time the
-    pump knew plus the time since it started, else the first valid date."""
+    """Where the editor starts: while the clock can be trusted, the RTC's date and the
+    time of day the pump shows; after a loss, the last time the pump knew plus the time
+    since it started; else the first valid date at noon."""
     persistence = app.persistence
     rtc = app.board.rtc
-    if rtc is not None and (persistence is None or persistence.clock_ok):
-        wall = wall_seconds(rtc.datetime())
-        if wall >= CLOCK_VALID_FROM_S:
-            return wall
-    last = None if persistence is None else persistence.last_wall_s
+    if persistence is None or persistence.clock_ok:
+        day = CLOCK_VALID_FROM_S // DAY_S
+        if rtc is not None:
+            wall = wall_seconds(rtc.datetime())
+            if wall >= CLOCK_VALID_FROM_S:
+                day = wall // DAY_S
+        return day * DAY_S + app.therapy.ms_of_day(app.now_ms()) // 1000
+    last = persistence.last_wall_s
     if last is not None:
         return last + app.now_ms() // 1000
     return CLOCK_VALID_FROM_S + 12 * 3600

@@ -1,16 +1,12 @@
 """Settings: time of day, limits, insulin limits, low reservoir, auto-off, bolus options,
 insulin action (the calculator's settings are in calc_settings)."""
 
-from micropython import const
-
 from pump.core import bolus as bolus_mod
 from pump.core import reservoir as res
 from pump.core import safety, schedule
 from pump.ui import text
 from pump.ui.menu import lock_keys
 from pump.ui.screens import Confirm, Editor, Menu
-
-_MIN_MS = const(60_000)
 
 
 def _settings(ui):
@@ -36,22 +32,11 @@ def _calculator(ui):
     ui.open("calc_settings", "calculator_settings")
 
 
-def _minutes_text(minutes):
-    return "%02d:%02d" % (minutes // 60, minutes % 60)
-
-
 def set_time(ui):
-    therapy = ui.app.therapy
-    now_min = therapy.ms_of_day(ui.now) // _MIN_MS
+    """The date and time of day, lit on the time (pump/ui/clock.py)."""
+    from pump.ui.clock import set_time
 
-    def minutes_ok(ui, minutes):
-        def apply(ui):
-            return ui.app.set_time_of_day(minutes * _MIN_MS)
-
-        lines = ["Set the clock", "to " + _minutes_text(minutes)]
-        ui.push(Confirm("confirm time", "Time of day", lines, apply))
-
-    ui.push(Editor("time", "Time of day", now_min, 0, 1439, 1, _minutes_text, minutes_ok))
+    set_time(ui, done=settings_done)
 
 
 def settings_done(ui):
