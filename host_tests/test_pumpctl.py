@@ -40,7 +40,8 @@ def sim():
 def run(link, *argv, **kw):
     """pumpctl in this process: (exit code, stdout, stderr)."""
     out, err = io.StringIO(), io.StringIO()
-    code = pumpctl.main(["--sim", link.path, "--timeout", "3", *argv], out=out, err=err, **kw)
+    # A generous wait per answer: it only runs out when the pump never answers.
+    code = pumpctl.main(["--sim", link.path, "--timeout", "30", *argv], out=out, err=err, **kw)
     return code, out.getvalue(), err.getvalue()
 
 
@@ -197,7 +198,7 @@ def test_no_device_timeout_wrong_device_and_refusal_are_one_line_errors(sim, tmp
 
         threading.Thread(target=repl, daemon=True).start()
         err = io.StringIO()
-        code = pumpctl.main(["--port", os.ttyname(slave), "--timeout", "0.3", "status"],
+        code = pumpctl.main(["--port", os.ttyname(slave), "--timeout", "2", "status"],
                             io.StringIO(), err)
         stop.set()
         assert code == pumpctl.EXIT_WRONG_DEVICE
@@ -318,3 +319,13 @@ def test_history_into_a_pipe_closed_early_ends_quietly(sim):
     assert result.returncode == 0
     assert len(result.stdout.splitlines()) == 1
     assert "Traceback" not in result.stderr and "BrokenPipe" not in result.stderr
+
+
+@pytest.mark.parametrize("argv", [["--speed", "nan"], ["--speed", "-1"], ["--seconds", "inf"],
+                                  ["--firmware-root", "/no/such/build"]])
+def test_simlink_refuses_bad_options_in_one_line(argv, capsys):
+    with pytest.raises(SystemExit) as info:
+        simlink.main(argv)
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and argv[0] in err, err

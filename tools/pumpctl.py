@@ -430,8 +430,8 @@ def status_lines(f):
         rows.append(("Bolus", "%s of %s given" % (amount("bolus_done_mu"), amount("bolus_mu"))))
     else:
         rows.append(("Bolus", "none running"))
-    rows.append(("Given today", "basal %s, bolus %s" % (amount("basal_total_mu"),
-                                                       amount("bolus_total_mu"))))
+    rows.append(("Given", "basal %s, bolus %s since the pump started" % (
+        amount("basal_total_mu"), amount("bolus_total_mu"))))
     rows.append(("On board", amount("iob_mu")))
     rows.append(("Reservoir", pumptext.units(int(f.get("reservoir_mu") or 0), 2)))
     battery = f.get("battery_pct")

@@ -18,6 +18,7 @@ import threading
 import time
 import tty
 
+import pumptext
 from sim import pump as pumpsim
 from sim.hw.usbcdc import UsbCdcPipe
 
@@ -128,14 +129,25 @@ class SimLink:
         os.close(self._slave)
 
 
+def _positive(text):
+    value = pumptext.finite(text)
+    if not 0 < value <= 3600 * 24:
+        raise argparse.ArgumentTypeError("%r: give a number above 0" % text)
+    return value
+
+
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--speed", type=float, default=1.0, help="simulated s per real s")
+    parser = pumptext.OneLineParser(prog="simlink.py", description=__doc__.splitlines()[0])
+    parser.add_argument("--speed", type=_positive, default=1.0,
+                        help="simulated s per real s (up to 3600)")
     parser.add_argument("--auto-confirm", action="store_true",
                         help="press OK on the pump for every change (demos only)")
     parser.add_argument("--firmware-root", help="a built image (build/) the hash command checks")
-    parser.add_argument("--seconds", type=float, help="stop after this many real seconds")
+    parser.add_argument("--seconds", type=_positive, help="stop after this many real seconds")
     args = parser.parse_args(argv)
+    if args.firmware_root is not None and not os.path.isdir(args.firmware_root):
+        parser.error("--firmware-root: no folder %s (make build writes build/)"
+                     % args.firmware_root)
     link = SimLink(args.speed, args.auto_confirm, firmware_root=args.firmware_root)
 
     def say_held(sim_link, change):
