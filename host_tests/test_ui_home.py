@@ -62,3 +62,24 @@ def test_without_line_tests_the_bolus_ends_at_its_set_speed():
     shown = _shown_end(sim)
     finished = _finished_at(sim, 5 * MIN_MS)
     assert abs(finished - shown) <= 3_000
+
+
+def test_the_bolus_confirm_on_the_keys_says_how_long_it_takes():
+    sim = booted()
+    for key in ("OK", "OK"):
+        sim.press(key)
+    for _ in range(39):
+        sim.press("UP")  # 0.05 U + 39 x 0.05 U = 2.00 U
+    sim.press("OK")
+    screen = sim.screen_text()
+    assert "Bolus 2.00 U" in screen and "at 1.5 U/min" in screen, screen
+    match = re.search(r"takes (\d+):(\d\d) min", screen)
+    assert match, screen
+    said_s = int(match.group(1)) * 60 + int(match.group(2))
+    assert said_s > 80  # longer than 2 U at 1.5 U/min alone: the line tests' pauses
+    sim.press("OK")
+    started = sim.app.now_ms()
+    while sim.app.therapy.bolus is not None:
+        sim.run_until(sim.now_ms() + 500)
+    took_s = (sim.app.now_ms() - started) / 1000
+    assert abs(took_s - said_s) <= 10, (took_s, said_s)

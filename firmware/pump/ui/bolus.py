@@ -4,7 +4,7 @@ from micropython import const
 
 from pump.core import bolus as bolus_mod
 from pump.ui import text
-from pump.ui.screens import Confirm, Editor, Menu
+from pump.ui.screens import Confirm, Editor, Menu, bolus_run_ms
 
 _HOUR_MS = const(3_600_000)
 
@@ -27,7 +27,12 @@ def _confirm_normal(ui, mu):
     def start(ui):
         return ui.app.bolus(bolus_mod.NORMAL, mu)
 
-    ui.push(Confirm("confirm bolus", "Normal bolus", ["Bolus " + text.units_u(mu), "now"], start))
+    app = ui.app
+    seconds = (bolus_run_ms(app, app.therapy.mech.steps_for_mu(mu, 0)[0]) + 999) // 1000
+    lines = ["Bolus " + text.units_u(mu), "now",
+             "at " + text.speed(app.therapy.settings.bolus_speed_mu_per_min),
+             "takes %d:%02d min" % (seconds // 60, seconds % 60)]
+    ui.push(Confirm("confirm bolus", "Normal bolus", lines, start))
 
 
 def _duration_editor(ui, title, on_ok, start_ms=2 * _HOUR_MS):
