@@ -77,6 +77,7 @@ class HX711Device:
         self._ready_event = None
         self._pd_event = None
         self._pd_deferred = False
+        self._burst_t = None
         self._sck_rise_ns = None
         # Observations for tests.
         self.reads = 0
@@ -212,6 +213,8 @@ class HX711Device:
                             self.dout_pin.drive(bit)
                     else:
                         self._pulse(t_ns)
+                        if self._pulses == 1 and not g.record and self._plain_dout():
+                            self._enter_burst(t_ns)
             return None
         rise = self._sck_rise_ns
         self._sck_rise_ns = None
@@ -224,6 +227,53 @@ class HX711Device:
             self._power_down()
         if not self.powered:
             self._power_up(t_ns)
+        return None
+
+    # A read's data pulses come in one instant (the driver holds interrupts off): from the
+    # first one on, while the clock stays there and nothing else watches PD_SCK or DOUT,
+    # each write needs only the levels and DOUT's next bit.
+
+    def _plain_dout(self):
+        d = self._dout_g
+        return (d.mode == 0 and not d.pio_owned and not d.listeners and not d.record
+                and d.irq_handler is None and not d.watchers)
+
+    def _enter_burst(self, t_ns):
+        self._burst_t = t_ns
+        self._sck_g.fast_write = self._burst
+        self.sck_pin.value = self._burst
+
+    def _leave_burst(self):
+        self._sck_g.fast_write = self._sck_write
+        self.sck_pin.value = self._sck_write
+
+    def _burst(self, x=None):
+        g = self._sck_g
+        if x is None:
+            return g.level
+        if self.clock.now_ns != self._burst_t or (x and self._pulses >= 24):
+            self._leave_burst()
+            return self._sck_write(x)
+        if x:
+            g.latch = 1
+            if g.level:
+                return None
+            g.level = 1
+            self._sck_rise_ns = self._burst_t
+            if self._pd_event is None and not self._pd_deferred:
+                self._pd_deferred = True
+                self.clock.at_instant_end(self._arm_power_watch)
+            n = self._pulses
+            self._pulses = n + 1
+            bit = (self._word >> (23 - n)) & 1
+            d = self._dout_g
+            d.driven = bit
+            d.level = bit
+            return None
+        g.latch = 0
+        if g.level:
+            g.level = 0
+            self._sck_rise_ns = None
         return None
 
     def _arm_power_watch(self):
