@@ -1,10 +1,13 @@
 """`make bench`: basal delivery exactness over moving windows, and simulation speed.
 
-For each basal rate the real firmware runs 24 simulated hours on the fakes. The
-steps it emitted are sampled every 30 s (as the scale of an IEC 60601-2-24 test
-would be) and compared with the ideal: rate x time / volume of one step. For each
-window length the table gives the worst deviation of any moving window, in steps
-and in percent of that window's ideal amount.
+Everything runs the shipped configuration: the real firmware and board file on the host
+fakes, with the plant model, the line test, the display and the load cell read through its
+driver, on one core. For each basal rate the firmware runs 24 simulated hours. The steps
+it booked are sampled every 30 s (as the scale of an IEC 60601-2-24 test would be) and
+compared with the ideal: rate x time / volume of one step. For each window length the table
+gives the worst deviation of any moving window, in steps and in percent of that window's
+ideal amount, with the line test (as shipped) and without it (its effect: the basal steps
+it holds back while it runs).
 """
 
 import argparse
@@ -15,25 +18,30 @@ import time
 from fractions import Fraction
 
 import scenario as runner
+from sim.pump import SimPump
 
-from pump.core.therapy import BASAL
+from pump.core.schedule import BasalProfile
+from pump.core.therapy import BASAL, Settings
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-RATES_U_H = (0.05, 0.1, 1.0, 5.0, 15.0)
+# Up to 8 U/h: a whole day of it (192 U) stays under the pump's highest day limit (200 U).
+RATES_U_H = (0.05, 0.1, 1.0, 5.0, 8.0)
 WINDOWS_MIN = (2, 5, 11, 19, 31, 60)
 SAMPLE_MS = 30_000
 HOUR_MS = 3_600_000
 
 
-def basal_scenario(rate_u_h, hours):
-    return runner.Scenario(
-        {
-            "settings": {"basal": [["00:00", rate_u_h]], "max_basal": 15.0},
-            "run": {"duration_h": hours},
-        },
-        "basal_%g" % rate_u_h,
-    )
+def basal_settings(rate_u_h):
+    """One rate all day; limits and auto-off out of the way of a 24-hour run."""
+    s = Settings()
+    rate_mu = round(rate_u_h * 1000)
+    s.max_basal_mu_per_h = max(15_000, rate_mu)
+    s.profiles = [BasalProfile("Bench", [(0, rate_mu)], s.max_basal_mu_per_h)]
+    s.max_hour_mu = max(s.max_hour_mu, s.max_basal_mu_per_h, 2 * rate_mu)
+    s.max_day_mu = 200_000
+    s.auto_off_h = 0
+    return s
 
 
 def cumulative_steps(deliveries, kind, duration_ms):
@@ -65,23 +73,31 @@ def window_deviations(delivered, steps_per_ms):
     return rows
 
 
-def bench_rate(rate_u_h, hours=24):
-    scenario = basal_scenario(rate_u_h, hours)
+def bench_rate(rate_u_h, hours=24, line_test=True):
+    """24 h (``hours``) of one basal rate; the booked steps against the ideal."""
+    duration_ms = int(hours * HOUR_MS)
     started = time.perf_counter()
-    result = runner.run(scenario)
+    sim = SimPump(settings=basal_settings(rate_u_h), line_test=line_test)
+    t = 0
+    while t < duration_ms:
+        t = min(t + HOUR_MS, duration_ms)
+        sim.run_until(t)
+    sim.settle()
     wall = time.perf_counter() - started
-    mech = result.sim.mechanics
+    mech = sim.mechanics
     rate_mu_h = round(rate_u_h * 1000)
     steps_per_ms = Fraction(rate_mu_h * 1_000_000, HOUR_MS * mech.nu_per_step)
-    delivered = cumulative_steps(result.deliveries, BASAL, scenario.duration_ms)
+    delivered = cumulative_steps(sim.deliveries, BASAL, duration_ms)
     lag = max(
         abs(d - int(steps_per_ms * i * SAMPLE_MS)) for i, d in enumerate(delivered)
     )
     return {
         "rate": rate_u_h,
+        "line_test": line_test,
         "steps": delivered[-1],
-        "ideal_steps": float(steps_per_ms * scenario.duration_ms),
-        "motor_steps": result.sim.driver.position_steps,
+        "ideal_steps": float(steps_per_ms * duration_ms),
+        "motor_steps": sim.driver.position_steps,
+        "booked_steps": sum(d[2] for d in sim.deliveries),
         "windows": window_deviations(delivered, steps_per_ms),
         "worst_cumulative_vs_floor": lag,
         "wall_s": wall,
@@ -105,7 +121,8 @@ def month_scenario(days=30):
             actions.append({"at_h": day * 24 + at_h, "bolus": units})
     return runner.Scenario(
         {
-            "settings": {"basal": [["00:00", 0.8], ["06:30", 1.25], ["22:00", 0.9]]},
+            "settings": {"basal": [["00:00", 0.8], ["06:30", 1.25], ["22:00", 0.9]],
+                         "auto_off": 0},
             "run": {"duration_h": 24 * days},
             "actions": actions,
         },
@@ -113,46 +130,99 @@ def month_scenario(days=30):
     )
 
 
-def markdown(rows, speed, machine):
+# Wall-time targets for the shipped configuration on one core (seconds).
+TARGETS_S = {"basal 1 U/h": 1.0, "basal 5 U/h": 3.0, "month": 30.0}
+
+
+def cohort_speed(jobs_n=8, hours=2):
+    """Throughput of the cohort runner: the same jobs on 1 process and on 2."""
+    import cohort
+
+    text = (
+        "[settings]\nbasal = [[\"00:00\", 1.0]]\nauto_off = 0\n[run]\nduration_h = %g\n"
+        "[[actions]]\nat_min = 30\nbolus = 2.0\n" % hours
+    )
+    jobs = [cohort.Job("speed.seed%d" % seed, "cohort:scenario_job",
+                       {"toml_text": text, "name": "speed", "preset": "typical", "seed": seed})
+            for seed in range(jobs_n)]
+    walls = {}
+    for processes in (1, 2):
+        started = time.perf_counter()
+        cohort.run_jobs(jobs, processes=processes, progress=False)
+        walls[processes] = time.perf_counter() - started
+    return jobs_n, hours, walls
+
+
+def markdown(rows, speed, machine, cohort_figures=None):
     out = []
     out.append("# Basal delivery exactness")
     out.append("")
     out.append(
-        "Measured by `make bench` (`tools/bench.py`) on %s. The real firmware runs 24 "
-        "simulated hours at each basal rate on the host fakes (PIO program emulated, "
-        "hardware timer on the virtual clock). Delivered steps are sampled every 30 s and "
-        "every moving window is compared with the ideal (rate x time / one step). "
-        "One motor step is %.4f U (%.3f nL)." % (machine, rows[0]["mu_per_step"],
-                                                 rows[0]["nl_per_step"])
+        "Measured by `make bench` (`tools/bench.py`) on %s, in the shipped configuration: "
+        "the real firmware and board file on the host fakes (PIO program emulated, hardware "
+        "timers on the virtual clock) with the plant model, the line test every %s, the "
+        "display and the load cell read through its driver. The firmware runs 24 simulated "
+        "hours at each basal rate, with the line test (as shipped) and without it. The "
+        "steps it books are sampled every 30 s and every moving window is compared with the "
+        "ideal (rate x time / one step). One motor step is %.4f U (%.3f nL)."
+        % (machine, _line_test_interval(), rows[0]["mu_per_step"], rows[0]["nl_per_step"])
     )
     out.append("")
-    header = "| rate U/h | steps in 24 h (ideal) |"
-    rule = "|---|---|"
+    header = "| rate U/h | line test | steps in 24 h (ideal) |"
+    rule = "|---|---|---|"
     for minutes in WINDOWS_MIN:
         header += " %d min: worst steps (%%) |" % minutes
         rule += "---|"
     out.append(header)
     out.append(rule)
     for row in rows:
-        line = "| %g | %d (%.2f) |" % (row["rate"], row["steps"], row["ideal_steps"])
+        line = "| %g | %s | %d (%.2f) |" % (row["rate"], "on" if row["line_test"] else "off",
+                                          row["steps"], row["ideal_steps"])
         for _minutes, _ideal, worst, pct in row["windows"]:
             line += " %.3f (%.2f %%) |" % (worst, pct)
         out.append(line)
     out.append("")
     out.append(
-        "Target: every window within one motor step of ideal. The worst deviation of the "
-        "cumulative count from floor(ideal) at any sample instant was %s steps."
-        % ", ".join("%d at %g U/h" % (r["worst_cumulative_vs_floor"], r["rate"]) for r in rows)
+        "Target: every window within one motor step of ideal. The line test holds the basal "
+        "steps that fall due while it runs and gives them when it ends: a window that ends "
+        "inside a test can be that many steps short (the difference between the on and off "
+        "rows). The worst deviation of the cumulative count from floor(ideal) at any sample "
+        "instant was %s steps."
+        % ", ".join("%d at %g U/h (line test %s)" % (
+            r["worst_cumulative_vs_floor"], r["rate"], "on" if r["line_test"] else "off")
+            for r in rows)
     )
     out.append("")
     out.append("## Simulation speed")
     out.append("")
-    out.append("| run | simulated h | wall s | simulated h per wall s |")
-    out.append("|---|---|---|---|")
-    for label, hours, wall in speed:
-        out.append("| %s | %.0f | %.2f | %.0f |" % (label, hours, wall, hours / wall))
+    out.append(
+        "Wall time of each run above and of longer ones, shipped configuration, one process "
+        "(one core). Targets: %s." % "; ".join(
+            "%s at most %g s" % (k if k != "month" else "30 days with 3 boluses a day", v)
+            for k, v in TARGETS_S.items()))
+    out.append("")
+    out.append("| run | line test | simulated h | wall s | simulated h per wall s |")
+    out.append("|---|---|---|---|---|")
+    for label, line_test, hours, wall in speed:
+        out.append("| %s | %s | %.0f | %.2f | %.0f |" % (
+            label, "on" if line_test else "off", hours, wall, hours / wall))
+    if cohort_figures is not None:
+        jobs_n, hours, walls = cohort_figures
+        out.append("")
+        out.append(
+            "Cohort runner (`tools/cohort.py`), %d jobs of %g simulated hours each: %.1f s on "
+            "1 process, %.1f s on a pool of 2 (%.2fx the throughput; target 1.8x on 2 cores, "
+            "%d cores here)." % (jobs_n, hours, walls[1], walls[2], walls[1] / walls[2],
+                                 os.cpu_count() or 1))
     out.append("")
     return "\n".join(out)
+
+
+def _line_test_interval():
+    from sim.pump import load_board_module
+
+    seconds = load_board_module("pico_default").LINE_TEST["interval_s"]
+    return "%d min" % (seconds // 60) if seconds % 60 == 0 else "%d s" % seconds
 
 
 def main(argv=None):
@@ -160,31 +230,42 @@ def main(argv=None):
     parser.add_argument("--out", default=os.path.join(ROOT, "docs", "bench"))
     parser.add_argument("--hours", type=float, default=24)
     parser.add_argument("--month-days", type=int, default=30, help="days of the long run")
+    parser.add_argument("--no-link", action="store_true", help="leave out the link fuzz")
     args = parser.parse_args(argv)
+    print("shipped configuration: plant, line test every %s, display, load cell through its "
+          "driver; one process" % _line_test_interval())
     rows = []
-    for rate in RATES_U_H:
-        print("basal %g U/h ..." % rate, end=" ", flush=True)
-        row = bench_rate(rate, args.hours)
-        rows.append(row)
-        print("%.1f s" % row["wall_s"])
-        if row["motor_steps"] != row["steps"]:
-            print("MISMATCH: firmware recorded %d steps, driver saw %d" % (
-                row["steps"], row["motor_steps"]))
-            return 1
-    speed = [("basal %g U/h" % r["rate"], args.hours, r["wall_s"]) for r in rows]
+    for line_test in (True, False):
+        for rate in RATES_U_H:
+            print("basal %g U/h, line test %s ..." % (rate, "on" if line_test else "off"),
+                  end=" ", flush=True)
+            row = bench_rate(rate, args.hours, line_test)
+            rows.append(row)
+            print("%.1f s" % row["wall_s"])
+            if row["motor_steps"] != row["booked_steps"]:
+                print("MISMATCH: firmware booked %d steps, driver saw %d" % (
+                    row["booked_steps"], row["motor_steps"]))
+                return 1
+    speed = [("basal %g U/h" % r["rate"], r["line_test"], args.hours, r["wall_s"])
+             for r in rows]
     print("demo day ...", end=" ", flush=True)
-    speed.append(bench_scenario(os.path.join(HERE, "scenarios", "demo_day.toml"), "demo day"))
-    print("%.2f s" % speed[-1][2])
+    label, hours, wall = bench_scenario(os.path.join(HERE, "scenarios", "demo_day.toml"),
+                                        "demo day")
+    speed.append((label, True, hours, wall))
+    print("%.2f s" % wall)
     days = args.month_days
     print("%d days with 3 boluses a day ..." % days, end=" ", flush=True)
     month = month_scenario(days)
     started = time.perf_counter()
     runner.run(month)
-    speed.append(("%d days, %d boluses" % (days, 3 * days), 24 * days,
+    speed.append(("%d days, %d boluses" % (days, 3 * days), True, 24 * days,
                   time.perf_counter() - started))
-    print("%.2f s" % speed[-1][2])
+    print("%.2f s" % speed[-1][3])
+    print("cohort runner, 1 process and 2 ...", end=" ", flush=True)
+    figures = cohort_speed()
+    print("%.2fx" % (figures[2][1] / figures[2][2]))
     machine = "%s, Python %s" % (os.uname().machine, sys.version.split()[0])
-    text = markdown(rows, speed, machine)
+    text = markdown(rows, speed, machine, figures)
     os.makedirs(args.out, exist_ok=True)
     path = os.path.join(args.out, "delivery_accuracy.md")
     with open(path, "w") as f:
@@ -198,6 +279,8 @@ def main(argv=None):
     print()
     print(bench_ui(args.out))
     print("written to %s" % os.path.join(args.out, "ui.md"))
+    if args.no_link:
+        return 0
     # The serial link's fuzz (LINK_FUZZ_EXAMPLES, 10,000 by default): the test suite's
     # fuzz at benchmark size, run as the script it is.
     print(flush=True)
