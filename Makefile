@@ -37,11 +37,13 @@ MODULES_PY  := $(filter-out $(ENTRY_PY),$(FIRMWARE_PY))
 BOARD_FILE  := boards/$(BOARD).py
 
 .PHONY: help install test lint typecheck typecheck-firmware typecheck-tools \
-        build flash sim bench screens repl clean distclean
+        build flash sim bench screens repl clean distclean emu test-device
 
 help:
 	@echo "Targets (each one sets up $(VENV) from the pinned requirements first):"
 	@echo "  make test       lint + typecheck + host test suite (pytest)"
+	@echo "  make test-device the firmware on an emulated Pico (needs Node and a .uf2; make test runs it)"
+	@echo "  make emu        the pump on an emulated Pico; prints its serial port (ARGS=--help)"
 	@echo "  make lint       ruff check on firmware, boards, sim, host_tests, tools"
 	@echo "  make typecheck  mypy: firmware + boards against the Pico stubs, tools against CPython"
 	@echo "  make build      compile firmware + board to $(BUILD)/ for the Pico (.mpy, manifest.json)"
@@ -82,6 +84,7 @@ $(STAMP): requirements.txt requirements-stubs.txt
 
 test: lint typecheck
 	$(VPY) -m pytest -n $(JOBS) host_tests
+	@$(MAKE) --no-print-directory test-device
 
 lint: $(STAMP)
 	$(VBIN)/ruff check $(or $(LINT_DIRS),.)
@@ -158,6 +161,9 @@ bench: $(STAMP)
 	$(if $(QUICK),LINK_FUZZ_EXAMPLES=300,) $(VPY) tools/bench.py --out $(BENCH_OUT) $(BENCH_QUICK) $(ARGS)
 	$(VPY) tools/bench_safety.py --out $(BENCH_OUT) $(SAFETY_QUICK)
 	$(VPY) tools/bench_recovery.py --out $(BENCH_OUT) $(RECOVERY_QUICK)
+	@if command -v npm >/dev/null && [ -n "$(PICO_UF2)" ]; then \
+	  $(MAKE) --no-print-directory $(EMU_STAMP) && $(VPY) tools/bench_device.py; \
+	else echo "bench_device: SKIPPED, no Node.js or no .uf2 (see make test-device)"; fi
 
 # Every scenario in tools/scenarios/screens walks the screens by key presses and takes
 # screenshots; the PNGs (4x) replace docs/screens/.
@@ -175,6 +181,38 @@ screens: $(STAMP)
 # and BACK while plugging it in), or the locked firmware keeps the REPL closed.
 repl: $(STAMP)
 	$(MPREMOTE) repl
+
+# --- the emulated Pico (tools/emu: MicroPython's rp2 port on rp2040js) ------------
+
+EMU_DIR   := tools/emu
+EMU_STAMP := $(EMU_DIR)/node_modules/.installed
+# The MicroPython image: PICO_UF2=path, else the stock image in ../shared/rig/.
+PICO_UF2  ?= $(wildcard $(CURDIR)/../shared/rig/firmware.uf2)
+export PICO_UF2
+NO_NODE   := Node.js (node and npm) is not installed
+NO_UF2    := no MicroPython .uf2: download MicroPython v1.28.0 for RPI_PICO, set PICO_UF2=path
+
+# rp2040js, pinned by the committed package-lock.json.
+$(EMU_STAMP): $(EMU_DIR)/package.json $(EMU_DIR)/package-lock.json
+	npm ci --prefix $(EMU_DIR) --no-audit --no-fund
+	touch $@
+
+emu: $(STAMP)
+	@command -v npm >/dev/null || { echo "error: make emu: $(NO_NODE)" >&2; exit 1; }
+	@test -n "$(PICO_UF2)" || { echo "error: make emu: $(NO_UF2)" >&2; exit 1; }
+	@$(MAKE) --no-print-directory $(EMU_STAMP)
+	$(VPY) tools/emu/rig.py $(ARGS)
+
+# The device tier (host_tests/device, marker `device`): one pump at a time, no xdist.
+test-device: $(STAMP)
+	@if ! command -v npm >/dev/null; then \
+	  echo "test-device: SKIPPED, $(NO_NODE)"; \
+	elif [ -z "$(PICO_UF2)" ]; then \
+	  echo "test-device: SKIPPED, $(NO_UF2)"; \
+	else \
+	  $(MAKE) --no-print-directory $(EMU_STAMP) && \
+	  $(VPY) -m pytest -p no:xdist -m device host_tests/device; \
+	fi
 
 # --- housekeeping ------------------------------------------------------------
 

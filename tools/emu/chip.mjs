@@ -219,6 +219,13 @@ function bootChip(cause) {
   };
 
   mcu.onBreak = (code) => romRoutine(code);
+  if (cfg.profile) {
+    const entry = mcu.core.exceptionEntry.bind(mcu.core);
+    mcu.core.exceptionEntry = (n) => {
+      profile.exc[n] = (profile.exc[n] || 0) + 1;
+      entry(n);
+    };
+  }
 
   // FACT: PIO runs on setTimeout in rp2040js; here it runs on emulated time (runPio).
   smTime = [];
@@ -238,6 +245,7 @@ function bootChip(cause) {
 }
 
 let pendingReset = null;
+const profile = { exc: {}, pc: {} };
 
 function romRoutine(code) {
   const core = mcu.core;
@@ -700,6 +708,13 @@ function answer(q) {
         hxReads: hx.reads, usbReady: !!(cdc && cdc.initialized), batteryMv,
         keys: [...EXT.entries()] };
     }
+    case 'profile': {
+      const top = Object.entries(profile.pc).sort((a, b) => b[1] - a[1]).slice(0, 25);
+      const out = { ...base, exc: profile.exc, top };
+      profile.exc = {};
+      profile.pc = {};
+      return out;
+    }
     case 'flash':
       if (q.path) fs.writeFileSync(q.path, flash.subarray(0, FLASH_BYTES));
       return base;
@@ -810,6 +825,10 @@ function runSlice() {
       pioActive = runPio(nowNs());
     } else {
       const t0 = clock.nanos;
+      if (cfg.profile) {
+        const region = (core.PC >>> 8).toString(16);
+        profile.pc[region] = (profile.pc[region] || 0) + 1;
+      }
       for (let i = 0; i < 64 && !core.waiting && !stopSlice; i++) {
         const cycles = core.executeInstruction();
         clock.tick(cycles * NS_PER_CYCLE);

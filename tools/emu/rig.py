@@ -159,6 +159,7 @@ class Rig:
             "realtime": realtime,
             "verbose": verbose,
             "flashImage": flash_image,
+            "profile": bool(os.environ.get("EMU_PROFILE")),
         }
         # The plant, on pin stand-ins fed by the chip's edges.
         self.clock = _Clock()
@@ -407,9 +408,11 @@ class Rig:
             page, bit = divmod(y, 8)
             row = [(ram[page * WIDTH + x] >> bit) & 1 for x in range(WIDTH)]
             rows.append(row)
-        if answer.get("comReverse"):
+        # Modules are mounted for the usual init (segment remap A1, COM scan C8): with
+        # those the picture is upright; without them the glass shows it mirrored.
+        if not answer.get("comReverse"):
             rows.reverse()
-        if answer.get("segRemap"):
+        if not answer.get("segRemap"):
             rows = [row[::-1] for row in rows]
         if answer.get("invert"):
             rows = [[1 - v for v in row] for row in rows]
