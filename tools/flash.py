@@ -322,7 +322,8 @@ class Pico:
         """(MicroPython version, ROMFS partition size in bytes or 0, littlefs files)."""
         version = self.exec("import os\nprint(os.uname().release)").strip()
         rom_size = int(self.exec(
-            "import vfs\ntry:\n print(len(vfs.rom_ioctl(2, 0)) if vfs.rom_ioctl(1) > 0 else 0)\n"
+            "import vfs\ntry:\n d = vfs.rom_ioctl(2, 0) if vfs.rom_ioctl(1) > 0 else 0\n"
+            " print(d.ioctl(4, 0) * d.ioctl(5, 0) if hasattr(d, 'ioctl') else len(d) if d else 0)\n"
             "except Exception:\n print(0)"
         ).strip())
         return version, rom_size, self.lines(_WALK)
@@ -367,7 +368,8 @@ class Pico:
         """Spoil the ROMFS header so nothing is mounted at /rom after the next reset."""
         self.exec(
             "import vfs\ntry:\n vfs.umount('/rom')\nexcept OSError:\n pass\n"
-            "vfs.rom_ioctl(3, 0, 4096)\nvfs.rom_ioctl(5, 0)"
+            "d = vfs.rom_ioctl(2, 0)\nif hasattr(d, 'ioctl'):\n d.ioctl(6, 0)\n"
+            "else:\n vfs.rom_ioctl(3, 0, 4096)\n vfs.rom_ioctl(5, 0)"
         )
 
     def reset(self):

@@ -73,11 +73,19 @@ INCOMPLETE = b"firmware incomplete"
 
 
 def _said_incomplete(recorder):
-    at = recorder.text.rfind(INCOMPLETE)
+    """The pump's own line when it printed "firmware incomplete", or the error that ended its
+    boot in a traceback (then MicroPython's REPL answers instead of the pump); else None."""
+    text = recorder.text
+    at = text.rfind(INCOMPLETE)
+    if at >= 0:
+        return text[at:].split(b"\n")[0].decode("utf-8", "replace").strip()
+    at = text.rfind(b"Traceback (most recent call last)")
     if at < 0:
         return None
-    line = recorder.text[at:].split(b"\n")[0].decode("utf-8", "replace").strip()
-    return line
+    for line in text[at:].decode("utf-8", "replace").splitlines()[1:]:
+        if line and not line.startswith(" "):
+            return "its boot stopped: " + line.strip()
+    return None
 
 
 def read_hash(path, wait_s, timeout_s, progress=None, clock=time.monotonic):
