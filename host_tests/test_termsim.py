@@ -105,7 +105,8 @@ def test_an_occlusion_shows_as_an_alarm_in_the_panel_and_on_the_oled():
         assert app.session.speed == 3600
         await tick(app, pilot, 0.6)  # 36 min of basal into a closed line
         panel = app.panel_text()
-        assert "Alarm occlusion" in panel and "Basal suspended: occlusion" in panel, panel
+        assert "Alarm Occlusion: no delivery" in panel, panel
+        assert "Basal suspended: occlusion" in panel, panel
         assert "ALARM (high) Occlusion" in app.events_text()
         assert "FAULT Occlusion" in app.events_text()
         assert "Occlusion" in app.session.pump.screen_text()

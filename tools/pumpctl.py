@@ -495,8 +495,9 @@ def cmd_history(client, args, out):
             when = event.get("time")
             if when is None and isinstance(event.get("wall_s"), int):
                 when = pumptext.wall_text(event["wall_s"])
-            if when is None:
-                when = "+" + pumptext.duration(int(event.get("t_ms") or 0))
+            if when is None:  # time since the pump started
+                seconds = int(event.get("t_ms") or 0) // 1000
+                when = "+%d:%02d:%02d" % (seconds // 3600, seconds // 60 % 60, seconds % 60)
             out.write("%6s  %-16s  %s\n" % (event.get("seq"), when,
                                              pumptext.describe(str(event.get("type")), fields)))
             out.flush()

@@ -253,6 +253,19 @@ def describe(etype, fields, nu_per_step=None):
         return "pusher rewound to the end stop"
     if etype == "reservoir_seated":
         return "pusher seated on the new stopper"
+    if etype == "remote_request":
+        text = "USB: %s %s" % (f.get("command"), {
+            "ok": "answered", "pending": "held for OK on the pump", "err": "refused",
+            "more": "answered"}.get(f.get("outcome"), str(f.get("outcome"))))
+        if f.get("code") not in (None, "", "-"):
+            text += " (%s)" % str(f.get("code")).replace("_", " ")
+        count = int(f.get("count") or 1)
+        return text + (" (%d times)" % count if count > 1 else "")
+    if etype == "remote_outcome":
+        text = "USB change %s (%s): %s" % (f.get("id"), f.get("command"), f.get("outcome"))
+        if f.get("reason") not in (None, "", "-"):
+            text += ": %s" % f.get("reason")
+        return text
     if etype == "display_lost":
         return "the display stopped answering"
     if etype == "display_back":
@@ -261,7 +274,7 @@ def describe(etype, fields, nu_per_step=None):
 
 
 def _fields_text(fields):
-    parts = [field_text(k, v) for k, v in sorted(fields.items())]
+    parts = [field_text(k, v) for k, v in sorted(fields.items()) if v not in (None, "-")]
     return (": " + ", ".join(parts)) if parts else ""
 
 

@@ -421,7 +421,7 @@ class SimSession:
         rows.append(("Battery", battery))
         shown = app.alarms.shown(now)
         if shown is not None:
-            rows.append(("Alarm", Text(shown.code.replace("_", " "), style="bold red")))
+            rows.append(("Alarm", Text(pumptext.alarm_name(shown.code), style="bold red")))
         if self.error is not None:
             rows.append(("Error", Text(self.error, style="bold red")))
         return rows
