@@ -114,3 +114,25 @@ def test_the_demo_report_in_the_readme_uses_a_person_s_units():
     block = block[:block.index("```")]
     assert "0.0014725 U per motor step" in block
     assert not re.search(r"\b\d+ mU\b|_mu\b|cause=", block)
+
+
+def _make(*args):
+    result = subprocess.run(["make", "--no-print-directory", *args], capture_output=True,
+                            text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+SHOW = "--eval=show: ; @echo $(BENCH_OUT) $(SCREENS_OUT) $(BENCH_QUICK) $(RECOVERY_QUICK)"
+
+
+def test_make_bench_and_screens_write_to_out_unless_asked_to_update_docs():
+    assert _make(SHOW, "show").split() == ["out/bench", "out/screens/png"]
+    assert _make(SHOW, "show", "UPDATE_DOCS=1").split() == ["docs/bench", "docs/screens"]
+    quick = _make(SHOW, "show", "QUICK=1")
+    assert "--hours 1 --month-days 1" in quick and "--cuts 50" in quick
+    assert "out/screens/png" in _make("-n", "screens")
+
+
+def test_make_repl_opens_mpremote_s_repl_on_the_port_given():
+    assert "mpremote connect /dev/ttyACM7 repl" in _make("-n", "repl", "PORT=/dev/ttyACM7")
