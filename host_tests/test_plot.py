@@ -205,3 +205,12 @@ def test_scenario_outputs_plot_against_the_time_of_day_with_the_pump_s_own_iob(t
     written = plot.plot_all(run, str(tmp_path / "png"))
     assert {"iob.png", "pressure.png", "cumulative.png"} <= {os.path.basename(p)
                                                              for p in written}
+
+
+@pytest.mark.parametrize("argv", [["--rate", "nan"], ["--rate", "inf"]])
+def test_options_that_are_not_finite_exit_2_in_one_line(tmp_path, capsys, argv):
+    with pytest.raises(SystemExit) as info:
+        plot.main([str(tmp_path)] + argv)
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--rate" in err

@@ -13,12 +13,12 @@ wear count) and writes docs/bench/recovery.md:
   ``host_tests/recovery_day.check``.
 """
 
-import argparse
 import os
 import random
 import sys
 import time
 
+import pumptext
 from sim.pump import SimPump
 
 from sim import recovery_day as rd
@@ -107,9 +107,10 @@ def random_cuts(n, seed=1):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = pumptext.OneLineParser(prog="bench_recovery.py",
+                                    description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=os.path.join(ROOT, "docs", "bench"))
-    parser.add_argument("--cuts", type=int, default=1000)
+    parser.add_argument("--cuts", type=pumptext.positive_int, default=1000)
     args = parser.parse_args(argv)
     print("typical day on flash ...", end=" ", flush=True)
     day = typical_day()

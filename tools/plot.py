@@ -9,7 +9,6 @@ pump's events, deliveries among them (format in docs/protocol.md). Prints each f
 written; exits with status 2, saying why, for a missing or malformed input.
 """
 
-import argparse
 import csv
 import json
 import math
@@ -17,6 +16,8 @@ import os
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+import pumptext
 
 from pump.core.iob import FULL, HOUR_MS, RAPID_ACTING, InsulinCurve
 
@@ -469,7 +470,7 @@ def plot_events(run, out_dir, written):
         ax.scatter(times, [row] * len(times), marker="|" if not alarm else "x", s=120,
                    color="tab:red" if alarm else "tab:gray")
     ax.set_yticks(range(len(types)))
-    ax.set_yticklabels(types)
+    ax.set_yticklabels([etype.replace("_", " ") for etype in types])
     ax.set_xlim(-0.02 * max(run.end_ms() / HOUR_MS, 1e-3), max(run.end_ms() / HOUR_MS, 1e-3))
     _time_axis(ax, run)
     ax.set_title("%s: events (alarms and refusals in red)" % run.name)
@@ -518,10 +519,10 @@ def plot_all(run, out_dir, rate_nl_per_min=None):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = pumptext.OneLineParser(prog="plot.py", description=__doc__.splitlines()[0])
     parser.add_argument("source", help="scenario output folder, or a history file")
     parser.add_argument("--to", help="folder for the PNG files (default: next to the input)")
-    parser.add_argument("--rate", type=float,
+    parser.add_argument("--rate", type=pumptext.finite,
                         help="programmed basal rate in U/h for the trumpet curve (U-100)")
     args = parser.parse_args(argv)
     try:
@@ -539,6 +540,10 @@ def main(argv=None):
         written = plot_all(run, out_dir, rate)
     except PlotError as err:
         print("plot error: %s" % err, file=sys.stderr)
+        return 2
+    except OSError as err:
+        print("plot error: cannot write %s: %s" % (err.filename or out_dir, err.strerror),
+              file=sys.stderr)
         return 2
     for path in written:
         print(path)
