@@ -407,3 +407,37 @@ def test_make_sim_refuses_bad_options_in_one_line(argv, message, capsys):
     assert info.value.code == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1, err
+
+
+FUZZ_VALUES = [
+    None, True, 0, -1, 2.5, 1e300, float("nan"), float("inf"), "x", "07:30", "25:61", "",
+    [], [1], [["00:00", 0.8]], [["x", "y"]], {}, {"a": 1}, {"units": 1, "minutes": 30},
+    {"rate": float("nan"), "minutes": 60}, {"off_min": 1, "random": 1}, ["UP", "OK"],
+    {"key": [], "ms": 1}, {"Std": [["00:00", 0.8]]}, {"Std": 1}, 10**30,
+    {"icr": [["00:00", float("nan")]], "isf": 1, "targets": []},
+]
+
+
+def test_any_value_anywhere_is_a_scenario_error_never_a_traceback():
+    import random
+
+    rng = random.Random(7)
+    settings_keys = ["basal", "profiles", "active_profile", "max_bolus", "max_basal",
+                     "bolus_increment", "bolus_speed", "start_time", "calculator", "bg_unit",
+                     "insulin", "max_hour", "max_day", "low_reservoir", "auto_off"]
+    kinds = ["bolus", "extended", "dual", "temp_basal", "cancel_bolus", "select_profile",
+             "set_time", "partial_occlusion", "press", "hold", "screenshot", "power_loss"]
+    for _ in range(3000):
+        data = {"settings": {}, "run": {"duration_h": rng.choice([1, rng.choice(FUZZ_VALUES)])},
+                "actions": []}
+        for _ in range(rng.randint(0, 3)):
+            data["settings"][rng.choice(settings_keys)] = rng.choice(FUZZ_VALUES)
+        for _ in range(rng.randint(0, 2)):
+            data["actions"].append({"at_min": rng.choice([1, rng.choice(FUZZ_VALUES)]),
+                                    rng.choice(kinds): rng.choice(FUZZ_VALUES)})
+        if rng.random() < 0.1:
+            data["board"] = {"name": rng.choice(FUZZ_VALUES)}
+        try:
+            Scenario(data)
+        except ScenarioError:
+            pass

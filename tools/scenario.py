@@ -195,7 +195,10 @@ class Scenario:
                 raise ScenarioError("settings: give basal or profiles, not both")
             profiles.append(self._profile("Standard", raw["basal"], "settings.basal", s))
         elif "profiles" in raw:
-            table = _table(raw["profiles"], "settings.profiles", raw["profiles"].keys())
+            if not isinstance(raw["profiles"], dict):
+                raise ScenarioError('settings.profiles: expected a table, Name = [["HH:MM", '
+                                    'U/h], ...]')
+            table = raw["profiles"]
             if not 1 <= len(table) <= 4:
                 raise ScenarioError("settings.profiles: 1 to 4 profiles")
             for name, segments in table.items():
