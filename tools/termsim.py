@@ -389,7 +389,7 @@ class SimSession:
         ]
         if self.gave_up_ms:
             rows.append(("Given up", _duration_text(self.gave_up_ms)))
-        rows.append(("Plunger", "%.3f mm  (%d steps)" % (
+        rows.append(("Plunger", "%.3f mm  (%d steps since boot)" % (
             plant.plunger_position_um() / 1000, app.position_steps)))
         force = "--" if app.force_mn is None else "%.2f N" % (app.force_mn / 1000)
         rows.append(("Force", force))
@@ -412,8 +412,11 @@ class SimSession:
                 pumptext.units(pumptext.mu_from_steps(status["bolus_done_steps"], nu)),
                 pumptext.units(pumptext.mu_from_steps(status["bolus_steps"], nu)))))
         rows.append(("IOB", _units(app.therapy.iob.iob_mu(now))))
-        rows.append(("Given", "basal %s, bolus %s" % (
-            _units(status["basal_mu"]), _units(status["bolus_mu"]))))
+        nu = pump.mechanics.nu_per_step
+        therapy = app.therapy
+        rows.append(("Given", "basal %s, bolus %s since boot" % (
+            pumptext.units(pumptext.mu_from_steps(therapy.basal.steps, nu)),
+            pumptext.units(pumptext.mu_from_steps(therapy.bolus_delivered.steps, nu)))))
         percent = app.battery_percent()
         battery = "%.2f V" % self.battery_v
         if percent is not None:
