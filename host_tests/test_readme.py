@@ -136,3 +136,64 @@ def test_make_bench_and_screens_write_to_out_unless_asked_to_update_docs():
 
 def test_make_repl_opens_mpremote_s_repl_on_the_port_given():
     assert "mpremote connect /dev/ttyACM7 repl" in _make("-n", "repl", "PORT=/dev/ttyACM7")
+
+
+def _section(title):
+    start = README.index(title)
+    end = README.find("\n## ", start + len(title))
+    return README[start:end if end > 0 else None]
+
+
+def test_the_therapy_figures_are_the_firmware_s():
+    from pump.core import bolus, schedule
+    from pump.core.therapy import Settings
+
+    text = " ".join(_section("## Therapy features and limits").split())
+    s = Settings()
+    assert "up to %d profiles" % schedule.MAX_PROFILES in text
+    assert "0–%d %%" % schedule.TEMP_MAX_PERCENT in text
+    assert "30 min to 24 h" in text and schedule.TEMP_MIN_MS == 30 * 60_000
+    assert schedule.TEMP_MAX_MS == 24 * 3_600_000
+    assert bolus.EXTENDED_MIN_MS == 30 * 60_000 and bolus.EXTENDED_MAX_MS == 8 * 3_600_000
+    assert "30 min to 8 h" in text
+    assert "0.01, 0.025, 0.05 or 0.1 U" in text and bolus.INCREMENT_CHOICES_MU == (10, 25, 50, 100)
+    assert "at most %d U" % (bolus.MAX_BOLUS_LIMIT_MU // 1000) in text
+    assert "1.5–15 U/min" in text
+    assert (bolus.SPEED_STANDARD_MU_MIN, bolus.SPEED_QUICK_MU_MIN) == (1500, 15_000)
+    factory = 'profile "%s" at %.2f U/h, max bolus %d U, max basal %d U/h, increment %.2f U, ' \
+        "speed %.1f U/min" % (s.profiles[0].name, s.profiles[0].segments[0][1] / 1000,
+                              s.max_bolus_mu // 1000, s.max_basal_mu_per_h // 1000,
+                              s.increment_mu / 1000, s.bolus_speed_mu_per_min / 1000)
+    assert factory in text, factory
+
+
+def test_the_safety_figures_are_the_firmware_s():
+    from pump.core import alarms, reservoir, safety
+
+    text = " ".join(_section("## Safety").split())
+    assert "per rolling hour (default %d U" % (safety.MAX_HOUR_DEFAULT_MU // 1000) in text
+    assert "per day (%d U)" % (safety.MAX_DAY_DEFAULT_MU // 1000) in text
+    assert "auto-off after %d-%d h without a key press (default %d h, 0 = off)" % (
+        alarms.AUTO_OFF_MIN_H, alarms.AUTO_OFF_MAX_H, alarms.AUTO_OFF_DEFAULT_H) in text
+    assert "low-reservoir alert (%d-%d U, default %d U)" % (
+        reservoir.LOW_LEVEL_MIN_MU // 1000, reservoir.LOW_LEVEL_MAX_MU // 1000,
+        reservoir.LOW_LEVEL_DEFAULT_MU // 1000) in text
+    assert "within 2 min" in text and alarms.RESOUND_MS == 120_000
+    assert "every 15 min while suspended" in text and alarms.SUSPEND_REMINDER_MS == 15 * 60_000
+
+
+def test_the_step_volume_the_readme_gives_is_the_board_s():
+    import importlib.util
+
+    from pump.core.units import step_volume_pl
+
+    spec = importlib.util.spec_from_file_location(
+        "readme_board", os.path.join(ROOT, "boards", "pico_default.py"))
+    board = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(board)
+    m = board.MECHANICS
+    pl = step_volume_pl(m["lead_um"], m["full_steps_per_rev"], m["microsteps"],
+                        m["syringe_inner_diameter_um"])
+    text = _section("## Hardware")
+    assert "**%.3f nL**" % (pl / 1000) in text and "**%s mU**" % ("%g" % (pl / 10_000)) in text
+    assert "about %d microsteps per unit" % round(1_000_000 / (pl / 10)) in text
