@@ -351,3 +351,54 @@ def test_the_link_lets_its_change_and_listing_modules_go_after_each_answer(rig):
         assert name not in sys.modules, name
     assert not hasattr(pump, "link_change") and not hasattr(pump, "link_read")
     assert rig.app.therapy.bolus is not None  # and the bolus was carried out
+
+
+def test_extended_dual_suspend_resume_and_cancels_wait_for_ok_then_run(rig):
+    therapy = rig.app.therapy
+    rig.last("extended", 1000, 60)
+    assert "USB: extended?" in rig.screen() and "over 1:00 h" in rig.screen()
+    rig.sim.press("OK")
+    assert therapy.bolus.kind == "extended" and therapy.bolus.requested_mu == 1000
+    rig.last("cancel_bolus")
+    assert "Stop the bolus" in rig.screen() and "of    1.00 U" in rig.screen(), rig.screen()
+    rig.sim.press("OK")
+    assert therapy.bolus is None
+    rig.last("dual", 2000, 30, 90)
+    screen = rig.screen()
+    assert "now   0.60 U" in screen and "later 1.40 U" in screen and "over 1:30 h" in screen
+    rig.sim.press("OK")
+    assert therapy.bolus.kind == "dual" and therapy.bolus.requested_mu == 2000
+    rig.last("suspend")
+    assert "and the bolus" in rig.screen(), rig.screen()
+    rig.sim.press("OK")
+    assert therapy.suspended_at is not None and therapy.bolus is None
+    rig.last("resume")
+    assert "0.80 U/h" in rig.screen(), rig.screen()
+    rig.sim.press("OK")
+    assert therapy.suspended_at is None
+    rig.last("temp", "percent", 50, 60)
+    rig.sim.press("OK")
+    rig.last("cancel_temp")
+    assert "50 %" in rig.screen(), rig.screen()
+    rig.sim.press("OK")
+    assert therapy.temp is None
+
+
+def test_the_other_changes_are_refused_at_once_when_the_pump_would_refuse_them(rig):
+    cases = (
+        (("cancel_bolus",), "no bolus is running"),
+        (("cancel_temp",), "no temp basal is running"),
+        (("resume",), "delivery is not suspended"),
+        (("extended", 12_000, 60), "above the max bolus 10.00 U"),
+        (("dual", 1000, 50, 600), None),  # 600 min: beyond the protocol's 480
+    )
+    for request, reason in cases:
+        answer = rig.last(*request)
+        assert answer.status == p.ERR and rig.link.held is None, request
+        if reason is None:
+            assert answer.fields["code"] == p.E_BAD_ARGS
+        else:
+            assert answer.fields["code"] == p.E_REFUSED and reason in answer.fields["msg"]
+    assert rig.app.suspend() is None
+    answer = rig.last("suspend")
+    assert answer.fields["code"] == p.E_REFUSED and "already suspended" in answer.fields["msg"]

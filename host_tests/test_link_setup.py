@@ -194,7 +194,7 @@ def test_the_confirm_screen_and_the_host_prompt_say_what_is_confirmed_in_units()
     assert prompt.startswith("bolus: Normal bolus, 2.50 U, at 1.5 U/min, takes ")
     rig.sim.press("BACK")
     rig.last("temp", "rate", 1200, 90)
-    assert rig.link.describe(rig.link.held) == "temp basal: Temp basal, 1.20 U/h, for 1:30 h"
+    assert rig.link.describe(rig.link.held) == "temp: Temp basal, 1.20 U/h, for 1:30 h"
     rig.sim.press("BACK")
     rig.last("settings_put", "max_bolus=8000", "name1=Work", "basal1=00:00/700,06:00/900",
              "active_profile=1")
@@ -225,3 +225,21 @@ def test_a_bad_setup_file_is_refused_in_one_line_before_anything_is_sent(sim, tm
     link.stop()
     assert not [e for e in link.sim.events if e[2] == ev.REMOTE_REQUEST
                 and e[3]["command"] in ("setup_put", "setup")]
+
+
+def test_pumpctl_extended_dual_suspend_resume_and_cancels_are_done_on_one_ok_each(sim):
+    link = sim(on_held=lambda lk, _c: lk.sim.press("OK"))
+    therapy = link.sim.app.therapy
+    steps = (
+        (["extended", "2", "--minutes", "60"], lambda: therapy.bolus.kind == "extended"),
+        (["cancel-bolus"], lambda: therapy.bolus is None),
+        (["dual", "2", "--now", "50", "--minutes", "60"], lambda: therapy.bolus.kind == "dual"),
+        (["suspend"], lambda: therapy.suspended_at is not None and therapy.bolus is None),
+        (["resume"], lambda: therapy.suspended_at is None),
+        (["temp-basal", "--percent", "50", "--minutes", "30"], lambda: therapy.temp is not None),
+        (["cancel-temp"], lambda: therapy.temp is None),
+    )
+    for argv, done in steps:
+        code, _out, err = run(link, *argv)
+        assert code == 0, (argv, err)
+        assert done(), argv

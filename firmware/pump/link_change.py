@@ -20,20 +20,19 @@ def check(link, change, now):
     therapy = app.therapy
     command = change.command
     args = change.request.args
-    if command == "bolus":
-        s = therapy.settings
-        try:
-            bolus_mod.check_amount(args[0], s.increment_mu, s.max_bolus_mu)
-        except Refused as refusal:
-            return str(refusal)
-        if therapy.suspended_at is not None:
-            return "delivery is suspended; resume first"
-        if therapy.bolus is not None:
-            return "a bolus is already running; cancel it first"
-        interlock = therapy.interlock  # alarms, the reservoir, the insulin per hour and day
-        if interlock is not None:
-            return interlock("normal bolus", args[0], args[0])
-        return None
+    if command == "bolus" or command == "extended" or command == "dual":
+        return _check_bolus(therapy, command, args)
+    if command == "suspend":
+        return "delivery is already suspended" if therapy.suspended_at is not None else None
+    if command == "resume":
+        if therapy.suspended_at is None:
+            return "delivery is not suspended"
+        interlock = therapy.interlock
+        return None if interlock is None else interlock("resume", 0, 0)
+    if command == "cancel_bolus":
+        return "no bolus is running" if therapy.bolus is None else None
+    if command == "cancel_temp":
+        return "no temp basal is running" if therapy.temp is None else None
     if command == "temp":
         if therapy.suspended_at is not None:
             return "delivery is suspended; resume first"
@@ -56,13 +55,54 @@ def check(link, change, now):
     return None  # time_set: the parser checked it all
 
 
+def bolus_parts(command, args):
+    """(kind, mU, percent now, duration ms) of a bolus request."""
+    if command == "extended":
+        return bolus_mod.EXTENDED, args[0], 0, args[1] * 60_000
+    if command == "dual":
+        return bolus_mod.DUAL, args[0], args[1], args[2] * 60_000
+    return bolus_mod.NORMAL, args[0], 100, 0
+
+
+def _check_bolus(therapy, command, args):
+    kind, mu, percent, duration_ms = bolus_parts(command, args)
+    s = therapy.settings
+    try:
+        bolus_mod.check_amount(mu, s.increment_mu, s.max_bolus_mu)
+        if kind != bolus_mod.NORMAL:
+            bolus_mod.check_extended_ms(duration_ms)
+    except Refused as refusal:
+        return str(refusal)
+    if therapy.suspended_at is not None:
+        return "delivery is suspended; resume first"
+    if therapy.bolus is not None:
+        return "a bolus is already running; cancel it first"
+    interlock = therapy.interlock  # alarms, the reservoir, the insulin per hour and day
+    if interlock is None:
+        return None
+    now_mu = mu * percent // 100
+    first_hour = mu
+    if duration_ms > 3_600_000:  # the extended part runs evenly: its first hour only
+        first_hour = now_mu + ((mu - now_mu) * 3_600_000 + duration_ms - 1) // duration_ms
+    return interlock(kind + " bolus", mu, first_hour)
+
+
 def apply(link, change, now):
     """Carry a confirmed change out: None, or the App's refusal."""
     app = link.app
     args = change.request.args
     command = change.command
-    if command == "bolus":
-        return app.bolus(bolus_mod.NORMAL, args[0])
+    if command == "bolus" or command == "extended" or command == "dual":
+        kind, mu, percent, duration_ms = bolus_parts(command, args)
+        return app.bolus(kind, mu, percent, duration_ms)
+    if command == "suspend":
+        return app.suspend()
+    if command == "resume":
+        return app.resume()
+    if command == "cancel_bolus":
+        return app.cancel_bolus()
+    if command == "cancel_temp":
+        return app.cancel_temp()
     if command == "temp":
         kind = TEMP_PERCENT if args[0] == "percent" else TEMP_ABSOLUTE
         return app.temp_basal(kind, args[1], args[2] * 60_000)

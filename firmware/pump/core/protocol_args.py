@@ -18,6 +18,8 @@ INCREMENT_CHOICES_MU = (10, 25, 50, 100)
 MAX_PROFILES = 4
 MAX_SEGMENTS = 48
 TEMP_KINDS = ("percent", "rate")
+EXTENDED_MIN_MINUTES = 30
+EXTENDED_MAX_MINUTES = 480
 
 # Settings keys beyond settings_put's, taken by setup_put: (low, high) in wire units.
 _SETUP_ONLY = {
@@ -124,6 +126,30 @@ def _bolus_args(args):
     if len(args) != 1:
         raise ArgError("usage: bolus <mU>")
     return (parse_mu(args[0], "bolus", 1, MAX_BOLUS_MU),)
+
+
+def _minutes_arg(text, what, low, high):
+    minutes = parse_decimal(text, what, low, high)
+    if minutes % 30:
+        raise ArgError("%s must be a multiple of 30, got %d" % (what, minutes))
+    return minutes
+
+
+def _extended_args(args):
+    if len(args) != 2:
+        raise ArgError("usage: extended <mU> <minutes>")
+    mu = parse_mu(args[0], "extended bolus", 1, MAX_BOLUS_MU)
+    return (mu, _minutes_arg(args[1], "extended minutes", EXTENDED_MIN_MINUTES,
+                             EXTENDED_MAX_MINUTES))
+
+
+def _dual_args(args):
+    if len(args) != 3:
+        raise ArgError("usage: dual <mU> <percent now> <minutes>")
+    mu = parse_mu(args[0], "dual bolus", 1, MAX_BOLUS_MU)
+    percent = parse_decimal(args[1], "dual percent now", 1, 99)
+    return (mu, percent, _minutes_arg(args[2], "dual minutes", EXTENDED_MIN_MINUTES,
+                                      EXTENDED_MAX_MINUTES))
 
 
 def _temp_args(args):
@@ -267,5 +293,11 @@ COMMANDS = {
     "settings_put": (True, _settings_args),
     "time_set": (True, _time_args),
     "bolus": (True, _bolus_args),
+    "extended": (True, _extended_args),
+    "dual": (True, _dual_args),
     "temp": (True, _temp_args),
+    "suspend": (True, no_args),
+    "resume": (True, no_args),
+    "cancel_bolus": (True, no_args),
+    "cancel_temp": (True, no_args),
 }

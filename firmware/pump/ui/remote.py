@@ -77,12 +77,42 @@ def describe(app, change, draft=None):
         return "USB: bolus?", ["Normal bolus", "  " + text.units_u(args[0]),
                                "at " + text.speed(s.bolus_speed_mu_per_min),
                                "takes %d:%02d min" % (seconds // 60, seconds % 60)]
+    if command == "extended" or command == "dual":
+        mu = args[0]
+        percent = args[1] if command == "dual" else 0
+        duration_ms = args[-1] * 60_000
+        now_mu = mu * percent // 100
+        lines = [("Extended " if command == "extended" else "Dual wave ") + text.units_u(mu)]
+        if command == "dual":
+            lines.append("now   " + text.units_u(now_mu))
+            lines.append("later " + text.units_u(mu - now_mu))
+        lines.append("over " + text.duration(duration_ms))
+        return "USB: " + command + "?", lines
+    therapy = app.therapy
+    if command == "suspend":
+        lines = ["Stop all insulin", "delivery"]
+        if therapy.bolus is not None:
+            lines.append("and the bolus")
+        return "USB: suspend?", lines
+    if command == "resume":
+        return "USB: resume?", ["Start delivery", "again at", "  " + text.rate(
+            therapy.scheduled_rate(app.now_ms()))]
+    if command == "cancel_bolus":
+        bolus = therapy.bolus
+        given = 0 if bolus is None else therapy.mech.mu_for_steps(bolus.delivered_steps)
+        of = 0 if bolus is None else bolus.requested_mu
+        return "USB: end bolus?", ["Stop the bolus", "given " + text.units_u(given),
+                                    "of    " + text.units_u(of)]
+    if command == "cancel_temp":
+        temp = therapy.temp
+        return "USB: end temp?", ["Stop the temp", "basal " + (
+            temp.describe() if temp is not None else "")]
     if command == "temp":
         if args[0] == "percent":
             shown = text.percent(args[1])
         else:
             shown = text.rate(args[1])
-        return "USB: temp basal?", ["Temp basal", "  " + shown,
+        return "USB: temp?", ["Temp basal", "  " + shown,
                                     "for " + text.duration(args[2] * 60_000)]
     if command == "time_set":
         y, mo, d, h, mi, sec = args
