@@ -29,8 +29,10 @@ def test_the_pump_s_wall_clock_reads_as_a_date():
 @pytest.mark.parametrize(
     "etype, fields, text",
     [
-        ("reset", {"cause": 1, "rtc_lost": False}, "restart: power on"),
-        ("reset", {"cause": 3, "rtc_lost": True}, "restart: watchdog; the clock lost the time"),
+        ("reset_cause", {"code": 1, "cause": "power_on"}, "restart: power on"),
+        ("reset_cause", {"code": 3, "cause": 3}, "restart: watchdog"),
+        ("reset", {"cause": 3, "rtc_lost": True},
+         "state read back from flash; the clock lost the time"),
         ("no_delivery", {"from_wall_s": 789_462_000, "to_wall_s": 789_465_600, "seconds": 3600},
          "no delivery from 2025-01-06 07:00 to 2025-01-06 08:00 (1:00)"),
         ("bolus_finished", {"bolus": "normal", "steps": 679, "delivered_mu": 999},

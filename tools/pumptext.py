@@ -224,11 +224,12 @@ def describe(etype, fields, nu_per_step=None):
         if isinstance(codes, str):
             codes = codes.split(",")
         return "SELF-TEST FAILED: %s" % ", ".join(str(c).replace("_", " ") for c in codes)
-    if etype in ("reset_cause", "reset"):
-        text = "restart: %s" % reset_cause_text(f.get("cause"))
+    if etype == "reset_cause":
+        return "restart: %s" % reset_cause_text(f.get("cause"))
+    if etype == "reset":  # the recovery from flash at boot
         if f.get("rtc_lost") in (True, 1, "1"):
-            text += "; the clock lost the time"
-        return text
+            return "state read back from flash; the clock lost the time"
+        return "state read back from flash; the clock kept the time"
     if etype == "boot":
         return "firmware started"
     if etype == "no_delivery":

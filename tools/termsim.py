@@ -414,7 +414,7 @@ class SimSession:
         rows.append(("IOB", _units(app.therapy.iob.iob_mu(now))))
         nu = pump.mechanics.nu_per_step
         therapy = app.therapy
-        rows.append(("Given", "basal %s, bolus %s since boot" % (
+        rows.append(("Given", "basal %s, bolus %s" % (
             pumptext.units(pumptext.mu_from_steps(therapy.basal.steps, nu)),
             pumptext.units(pumptext.mu_from_steps(therapy.bolus_delivered.steps, nu)))))
         percent = app.battery_percent()
