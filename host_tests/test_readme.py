@@ -197,3 +197,16 @@ def test_the_step_volume_the_readme_gives_is_the_board_s():
     text = _section("## Hardware")
     assert "**%.3f nL**" % (pl / 1000) in text and "**%s mU**" % ("%g" % (pl / 10_000)) in text
     assert "about %d microsteps per unit" % round(1_000_000 / (pl / 10)) in text
+
+
+@pytest.mark.parametrize("line", [c for c in commands() if c.startswith("make ")])
+def test_every_make_command_in_the_readme_names_a_target_and_sim_arguments_parse(line):
+    import simulate
+
+    makefile = open(os.path.join(ROOT, "Makefile")).read()
+    words = shlex.split(line)
+    assert re.search(r"^%s:" % re.escape(words[1]), makefile, re.M), line
+    for word in words[2:]:
+        if word.startswith("ARGS=") and words[1] == "sim":
+            args = shlex.split(word[len("ARGS="):])
+            simulate.build_parser().parse_args([a for a in args if a != "[--quiet]"])
