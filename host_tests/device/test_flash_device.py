@@ -1,0 +1,179 @@
+"""`make flash` on the emulated Pico: from an erased flash on the stock image and on the ROMFS
+image, a locked pump refused with what to do, a stale file removed, and a flash cut short by
+a power cut that boots to "firmware incomplete" (no delivery, no hang) and is flashed again.
+
+Each flash takes 30-40 s of wall time here; the module builds the image once (its own
+build folder, so it never races another test's `make flash`)."""
+
+import io
+import os
+import subprocess
+import sys
+import time
+
+import devicekit
+import pytest
+
+pytestmark = pytest.mark.device
+
+ROOT = devicekit.ROOT
+FLASH = os.path.join(ROOT, "tools", "flash.py")
+TOOLS = os.path.join(ROOT, "tools")
+
+
+def make_flash(rig, build, timeout=600):
+    proc = subprocess.run(
+        ["make", "-s", "-C", ROOT, "flash", "PORT=" + rig.port, "BUILD=" + build],
+        capture_output=True, text=True, timeout=timeout)
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def tool_flash(rig, build, *args, timeout=600):
+    proc = subprocess.run([sys.executable, FLASH, "--port", rig.port, "--build", build, *args],
+                          capture_output=True, text=True, timeout=timeout)
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def serial_since(rig, mark):
+    return rig.read_serial()[mark:].decode("utf-8", "replace")
+
+
+def wait_serial(rig, mark, text, wall_s=120):
+    deadline = time.monotonic() + wall_s
+    while time.monotonic() < deadline:
+        if text in serial_since(rig, mark):
+            return True
+        time.sleep(0.5)
+    return False
+
+
+def development_mode(rig):
+    """Power up with UP and BACK held: Ctrl-C reaches the REPL (pump/link.py lock_console)."""
+    rig.power_cycle(hold=("up", "back"), off_ms=500)
+    rig.wait_ms(3000)
+    rig.release("up")
+    rig.release("back")
+    rig.wait_ms(3000)
+
+
+def plant(rig, rel, data):
+    """A file left on littlefs by an earlier firmware, written over the raw REPL."""
+    if TOOLS not in sys.path:
+        sys.path.insert(0, TOOLS)
+    import flash
+
+    pico = flash.Pico(rig.port, io.StringIO())
+    pico.open(soft_reset=False)
+    try:
+        pico.stop_watchdog()
+        pico.write(rel, data)
+    finally:
+        pico.close()
+
+
+def alarms(rig):
+    pump = devicekit.Pump(rig)
+    return pump.alarms()
+
+
+def test_stock_image_flash_lock_stale_file_and_a_cut_flash():
+    """Erased flash, stock image: make flash verifies and leaves no "restarted" alarm; a
+    second flash of the locked pump is refused in one line; in development mode a stale
+    pump/old.mpy is removed by the next flash; a flash cut by a power cut boots to
+    "firmware incomplete" with no step at the motor, and the next flash mends it."""
+    rig = devicekit.emu_rig.Rig()
+    try:
+        code, out = make_flash(rig, build_once())
+        assert code == 0, out[-2000:]
+        assert "firmware verified" in out and "to littlefs" in out
+        found = alarms(rig)
+        assert "reset" not in found and "self_test" not in found, found
+
+        code, out = tool_flash(rig, build_once(), "--no-verify")
+        assert code == 4, out[-2000:]
+        assert "locked mode" in out and "hold UP and BACK" in out
+
+        development_mode(rig)
+        plant(rig, "pump/old.mpy", b"M\x06stale")
+        code, out = tool_flash(rig, build_once())
+        assert code == 0, out[-2000:]
+        assert "remove pump/old.mpy" in out and "firmware verified" in out
+        assert "0 to remove" not in out
+
+        # A flash cut short: the power goes while pump files are being written.
+        development_mode(rig)
+        plant(rig, "pump/app.mpy", b"M\x06an older app")  # so the flash has work to do
+        proc = subprocess.Popen(
+            [sys.executable, FLASH, "--port", rig.port, "--build", build_once(), "--no-verify"],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        seen = []
+        for line in proc.stdout:
+            seen.append(line)
+            if "pump/app.mpy" in line and "[" in line:
+                break
+        mark = len(rig.read_serial())
+        rig.power_cycle(off_ms=500)
+        proc.kill()
+        proc.wait()
+        assert any("files to write" in line for line in seen), "".join(seen)
+        assert wait_serial(rig, mark, "firmware incomplete: a flash did not finish"), (
+            serial_since(rig, mark)[-1500:])
+        before = rig.steps()
+        rig.wait_ms(15_000)
+        assert rig.steps()["rises"] == before["rises"]  # no therapy
+        assert "firmware incomplete" in serial_since(rig, mark + 10)  # said again, no hang
+
+        code, out = tool_flash(rig, build_once())
+        assert code == 0, out[-2000:]
+        assert "firmware verified" in out
+    finally:
+        rig.close()
+
+
+def test_romfs_image_flash_deploys_the_modules_to_rom_and_clears_a_shadowing_pump():
+    """Erased flash, ROMFS image: make flash puts pump/ and board.mpy in /rom and verifies;
+    a pump/ left on littlefs (it would shadow /rom/pump) is removed by the next flash,
+    which finds ROMFS already holding the image."""
+    uf2 = romfs_uf2()
+    if uf2 is None:
+        pytest.skip("no ROMFS image (firmware-romfs.uf2 beside the stock one, or PICO_UF2_ROMFS)")
+    rig = devicekit.emu_rig.Rig(uf2)
+    try:
+        code, out = make_flash(rig, build_once())
+        assert code == 0, out[-2000:]
+        assert "to romfs" in out and "ROMFS deployed" in out and "firmware verified" in out
+
+        development_mode(rig)
+        plant(rig, "pump/core/units.mpy", b"M\x06old units")
+        code, out = tool_flash(rig, build_once())
+        assert code == 0, out[-2000:]
+        assert "remove pump/core/units.mpy" in out
+        assert "ROMFS already holds this image" in out and "firmware verified" in out
+    finally:
+        rig.close()
+
+
+_BUILD = []
+
+
+def build_once():
+    """One build for the module, in its own folder."""
+    if not _BUILD:
+        import tempfile
+
+        folder = os.path.join(tempfile.mkdtemp(prefix="flash-device-"), "build")
+        subprocess.run(["make", "-s", "-C", ROOT, "build", "BUILD=" + folder], check=True,
+                       capture_output=True, timeout=300)
+        _BUILD.append(folder)
+    return _BUILD[0]
+
+
+def romfs_uf2():
+    path = os.environ.get("PICO_UF2_ROMFS")
+    if path:
+        return path if os.path.exists(path) else None
+    stock = devicekit.emu_rig.default_uf2()
+    if stock is None:
+        return None
+    path = os.path.join(os.path.dirname(stock), "firmware-romfs.uf2")
+    return path if os.path.exists(path) else None
