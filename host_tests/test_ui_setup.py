@@ -57,20 +57,19 @@ def basal_given(sim):
 
 
 def set_date_time(sim, year, month, day, hour, minute):
-    """Walk the date and time editor from where it starts to the values given."""
+    """Walk the date and time editor, field by field in its order, to the values given."""
     editor = top(sim)
     assert editor.name == "date time", sim.screen_text()
-    while editor.field < 3:
+    want = (year, month, day, hour * 60 + minute)
+    while top(sim) is editor:
         field = editor.field
-        want = (year, month, day)[field]
-        while editor.values[field] != want:
-            press(sim, "UP" if editor.values[field] < want else "DOWN")
+        while editor.values[field] != want[field]:
+            if field == 3:
+                gap = (want[3] - editor.values[3]) % 1440
+                press(sim, "UP" if gap <= 720 else "DOWN")
+            else:
+                press(sim, "UP" if editor.values[field] < want[field] else "DOWN")
         press(sim, "OK")
-    want = hour * 60 + minute
-    while editor.values[3] != want:
-        gap = (want - editor.values[3]) % 1440
-        press(sim, "UP" if gap <= 720 else "DOWN")
-    press(sim, "OK")
 
 
 def test_a_new_pump_is_set_up_on_its_keys_and_only_then_delivers():
@@ -174,7 +173,7 @@ def test_damaged_settings_lead_to_the_same_setup():
     press(sim, "OK")
     editor = top(sim)
     assert editor.name == "date time" and editor.values[:3] == [2025, 1, 6]  # the RTC's date
-    press(sim, "OK", 4)
+    press(sim, "OK", 4)  # the date and time as they are
     press(sim, "OK")  # factory basal
     press(sim, "OK", 4)
     press(sim, "OK")
@@ -191,7 +190,7 @@ def test_after_a_power_cut_the_clock_alarm_leads_straight_to_the_time_screen():
     press(sim, "OK")
     editor = top(sim)
     assert editor.name == "date time" and editor.field == 3  # the time, lit first
-    assert shows(sim, "time: UP/DN OK"), sim.screen_text()
+    assert shows(sim, "time: UP/DN") and shows(sim, "OK=next BACK=out"), sim.screen_text()
     set_date_time(sim, 2025, 1, 6, 8, 41)
     assert shows(sim, "Set the clock") and shows(sim, "Time 08:41"), sim.screen_text()
     press(sim, "OK")
@@ -248,8 +247,21 @@ def test_the_settings_time_of_day_uses_the_same_date_and_time_screen():
     assert editor.name == "date time" and editor.field == 3, sim.screen_text()
     assert editor.values == [2025, 1, 6, 8 * 60], editor.values  # the pump's own clock
     press(sim, "UP", 5)
-    press(sim, "OK")
+    press(sim, "OK", 4)  # the time, then the day, month and year as they are
     assert shows(sim, "Date 2025-01-06") and shows(sim, "Time 08:05"), sim.screen_text()
     press(sim, "OK")
     assert top(sim).name == "settings"
     assert sim.app.therapy.ms_of_day(sim.app.now_ms()) // MIN_MS == 8 * 60 + 5
+
+
+def test_back_on_the_time_leaves_and_back_on_a_later_field_goes_back_one():
+    sim = booted(SimPump(flash=FlashFS(), start_ms_of_day=8 * 3_600_000))
+    sim.app.ui.open("settings", "settings_menu")
+    press(sim, "OK")  # 'Time of day'
+    editor = top(sim)
+    press(sim, "OK")  # on to the day
+    assert editor.field == 2 and shows(sim, "OK=next BACK=<"), sim.screen_text()
+    press(sim, "BACK")
+    assert editor.field == 3
+    press(sim, "BACK")
+    assert top(sim).name == "settings"

@@ -22,13 +22,18 @@ def _days_in_month(year, month):
     return days_from_date(year, month + 1, 1) - days_from_date(year, month, 1)
 
 
+DATE_FIRST = (YEAR, MONTH, DAY, TIME)  # a new pump: the date, then the time
+TIME_FIRST = (TIME, DAY, MONTH, YEAR)  # the clock after a power cut, the settings
+
+
 class DateTimeEditor(Screen):
-    """Year, month, day and time of day; ``on_ok(ui, wall_s)`` once OK is pressed on the
-    time (seconds since 2000-01-01). ``start``: the field lit first."""
+    """Year, month, day and time of day, one field lit at a time in ``order``: OK goes on
+    to the next, and after the last calls ``on_ok(ui, wall_s)`` (seconds since 2000-01-01);
+    BACK goes back one, and from the first leaves."""
 
     name = "date time"
 
-    def __init__(self, title, wall_s, on_ok, start=YEAR):
+    def __init__(self, title, wall_s, on_ok, order=DATE_FIRST):
         dt = rtc_tuple(wall_s)
         year = dt[0]
         if year < _FIRST_YEAR or year > _LAST_YEAR:
@@ -36,7 +41,9 @@ class DateTimeEditor(Screen):
         self.values = [year, dt[1], dt[2], dt[4] * 60 + dt[5]]
         self.title = title
         self.on_ok = on_ok
-        self.field = start
+        self.order = order
+        self.at = 0  # the position in ``order`` of the field lit
+        self.field = order[0]
 
     def wall_s(self):
         year, month, day, minutes = self.values
@@ -70,15 +77,17 @@ class DateTimeEditor(Screen):
         elif kind != keys.PRESS:
             return
         elif key == keys.OK:
-            if self.field == TIME:
+            if self.at + 1 == len(self.order):
                 self.on_ok(ui, self.wall_s())
             else:
-                self.field += 1
+                self.at += 1
+                self.field = self.order[self.at]
         elif key == keys.BACK:
-            if self.field == YEAR:
+            if self.at == 0:
                 ui.pop()
             else:
-                self.field -= 1
+                self.at -= 1
+                self.field = self.order[self.at]
 
     def draw(self, ui, p, now):
         p.title(self.title)
@@ -94,8 +103,10 @@ class DateTimeEditor(Screen):
             start, width = ((0, 4), (5, 2), (8, 2))[self.field]
             p.text(date[start : start + width], x + start * 8, 35, True)
         p.text(("time" if self.field == TIME else ("year", "month", "day")[self.field])
-               + ": UP/DN OK", 0, 47)
-        p.text("BACK=before", 0, 56)
+               + ": UP/DN", 0, 47)
+        last = self.at + 1 == len(self.order)
+        p.text(("OK=set" if last else "OK=next") + (" BACK=out" if self.at == 0 else
+                                                  " BACK=<"), 0, 56)  # '<': the field before
 
 
 def guess_wall_s(app):
@@ -151,7 +162,7 @@ def set_time(ui, settles=(), done=None):
         confirm.settles = settles
         ui.replace(confirm)
 
-    editor = DateTimeEditor("Date and time", guess_wall_s(app), time_ok, TIME)
+    editor = DateTimeEditor("Date and time", guess_wall_s(app), time_ok, TIME_FIRST)
     editor.settles = settles
     ui.push(editor)
 

@@ -12,7 +12,7 @@ from micropython import const
 from pump.core import safety, schedule
 from pump.core.therapy import MAX_BASAL_LIMIT_MU_H, Settings
 from pump.ui import text
-from pump.ui.clock import YEAR, DateTimeEditor, guess_wall_s
+from pump.ui.clock import DATE_FIRST, DateTimeEditor, guess_wall_s
 from pump.ui.screens import Confirm, Editor, Menu
 
 STEP = "setup_step"  # the event each step records
@@ -59,7 +59,7 @@ class Setup:
 
     def date_time(self, ui):
         self._push(ui, DateTimeEditor("Setup 1/%d date" % _STEPS, guess_wall_s(ui.app),
-                                      self._date_time_ok, YEAR))
+                                      self._date_time_ok, DATE_FIRST))
 
     def _date_time_ok(self, ui, wall_s):
         self.wall_s = wall_s
