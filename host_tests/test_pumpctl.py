@@ -238,6 +238,9 @@ def test_status_and_history_read_in_a_person_s_units(sim):
     code, out, _ = run(link, "history")
     assert code == 0 and "self-test passed" in out and "basal rate now 0.80 U/h" in out
     assert "_mu" not in out and "cause=" not in out
+    assert "USB: status" not in out  # questions are not therapy events
+    code, out, _ = run(link, "history", "--all")
+    assert "USB: status answered" in out
 
 
 @pytest.mark.parametrize(
