@@ -192,6 +192,7 @@ EMU_STAMP := $(EMU_DIR)/node_modules/.installed
 # The MicroPython image: PICO_UF2=path, else the stock image in ../shared/rig/.
 PICO_UF2  ?= $(wildcard $(CURDIR)/../shared/rig/firmware.uf2)
 export PICO_UF2
+DEVICE_JOBS ?= 2
 NO_NODE   := Node.js (node and npm) is not installed
 NO_UF2    := no MicroPython .uf2: download MicroPython v1.28.0 for RPI_PICO, set PICO_UF2=path
 
@@ -206,7 +207,8 @@ emu: $(STAMP)
 	@$(MAKE) --no-print-directory $(EMU_STAMP)
 	$(VPY) tools/emu/rig.py $(ARGS)
 
-# The device tier (host_tests/device, marker `device`): one pump at a time, no xdist.
+# The device tier (host_tests/device, marker `device`): a pump per test module, two at once
+# (each emulated chip keeps one core busy).
 test-device: $(STAMP)
 	@if ! command -v npm >/dev/null; then \
 	  echo "test-device: SKIPPED, $(NO_NODE)"; \
@@ -214,7 +216,7 @@ test-device: $(STAMP)
 	  echo "test-device: SKIPPED, $(NO_UF2)"; \
 	else \
 	  $(MAKE) --no-print-directory $(EMU_STAMP) && \
-	  $(VPY) -m pytest -p no:xdist -m device host_tests/device; \
+	  $(VPY) -m pytest -n $(DEVICE_JOBS) --dist loadfile -m device host_tests/device; \
 	fi
 
 # --- housekeeping ------------------------------------------------------------

@@ -1,9 +1,11 @@
 """Helpers of the device tests: a flashed, set-up pump on the emulated Pico, pumpctl on its port."""
 
+import fcntl
 import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -49,15 +51,23 @@ class Pump:
         self.serial_mark = 0
 
     def make_flash(self, timeout=900):
-        started = time.monotonic()
-        proc = subprocess.run(
-            ["make", "-s", "-C", ROOT, "flash", "PORT=" + self.port],
-            capture_output=True, text=True, timeout=timeout,
-        )
+        """`make flash PORT=<pty>`; one at a time (make build rewrites build/)."""
+        lock_path = os.path.join(tempfile.gettempdir(), "pump-device-tier-flash.lock")
+        with open(lock_path, "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            started = time.monotonic()
+            proc = subprocess.run(
+                ["make", "-s", "-C", ROOT, "flash", "PORT=" + self.port],
+                capture_output=True, text=True, timeout=timeout,
+            )
         self.flash_output = proc.stdout + proc.stderr
         self.serial_mark = len(self.rig.read_serial())  # the REPL's own errors end here
         self.flash_s = time.monotonic() - started
         return proc.returncode
+
+    def report(self, what, **figures):
+        self.events.append((what, figures))
+        print("device: %s %s" % (what, " ".join("%s=%s" % kv for kv in figures.items())))
 
     def pumpctl(self, *args, confirm=False, timeout=300):
         """Run pumpctl on the pump's port; with confirm, press OK once the pump asks."""

@@ -1,10 +1,11 @@
-"""The firmware on MicroPython's rp2 port (RPI_PICO image) in an emulated RP2040.
+"""Delivery by the firmware on MicroPython's rp2 port (RPI_PICO image) in an emulated RP2040.
 
 One pump for the module, from an erased flash: `make flash` to its USB port, boot,
-`pumpctl setup` confirmed with OK on the pump; then basal, a bolus, an occlusion. The
-figures (steps at the STEP pin, heap read from RAM) are printed for the record. The
-emulator runs the pump at about half real time, so each test waits only as long as
-the behaviour it checks needs (the durations are in each test's docstring).
+`pumpctl setup` confirmed with OK on the pump; then basal, a bolus, an occlusion, each
+counted at the STEP pin. Figures (steps, heap read from RAM) are printed for the record.
+The emulator runs the pump at about half real time, so each test waits only as long as
+the behaviour it checks needs (the durations are in each test's docstring). The other
+module (test_recovery_and_screens_on_pico.py) runs on a second pump beside this one.
 """
 
 import devicekit
@@ -29,11 +30,6 @@ def pump():
         rig.close()
 
 
-def report(pump, what, **figures):
-    pump.events.append((what, figures))
-    print("device: %s %s" % (what, " ".join("%s=%s" % kv for kv in figures.items())))
-
-
 def test_make_flash_boots_the_firmware_with_its_self_test_passed(pump):
     """`make flash` over the pty from an erased flash; the pump answers and passes its
     self-test; `pumpctl setup` with OK on the pump starts basal with no alarm left
@@ -53,7 +49,7 @@ def test_make_flash_boots_the_firmware_with_its_self_test_passed(pump):
     assert pump.alarms() <= {"reset"}, status
     heap = pump.rig.heap()
     pump.heap_at_boot = heap
-    report(pump, "after boot and setup", free=heap["free"], largest=heap["largest"],
+    pump.report("after boot and setup", free=heap["free"], largest=heap["largest"],
            flash_s=round(pump.flash_s))
     assert not pump.tracebacks(), pump.tracebacks()
 
@@ -70,7 +66,7 @@ def test_basal_counted_at_the_step_pin_is_within_one_step_of_ideal(pump):
     delivery = [ns for ns in devicekit.split_steps(log)[0] if t0 <= ns <= t1]
     mech = devicekit.mechanics()
     ideal = BASAL_MU_PER_H * 1_000_000 / mech.nu_per_step * (t1 - t0) / 3.6e12
-    report(pump, "basal", steps=len(delivery), ideal=round(ideal, 2),
+    pump.report("basal", steps=len(delivery), ideal=round(ideal, 2),
            window_s=round((t1 - t0) / 1e9, 1))
     runs = [(d, len(steps), round(steps[0] / 1e9, 1)) for d, steps in devicekit.step_runs(log)
             if steps[-1] >= t0]
@@ -96,7 +92,7 @@ def test_a_half_unit_bolus_from_pumpctl_gives_340_steps_at_the_pin(pump):
     assert events, "no finished bolus in the pump's history"
     recorded = events[-1]
     heap = rig.heap()
-    report(pump, "bolus 0.5 U", pin_steps=len(delivery), basal_in_window=round(basal, 2),
+    pump.report("bolus 0.5 U", pin_steps=len(delivery), basal_in_window=round(basal, 2),
            record=recorded, free=heap["free"], largest=heap["largest"])
     bolus_steps = len(delivery) - basal  # basal's own steps go on beside the bolus
     assert abs(bolus_steps - 340) <= 1.5
@@ -121,7 +117,7 @@ def test_an_occluded_line_raises_the_alarm_and_stops_the_motor(pump):
     rig.wait_ms(5000)
     later = rig.steps()
     delivery, _ = devicekit.split_steps(moved["log"])
-    report(pump, "occlusion", steps_before_alarm=len(delivery),
+    pump.report("occlusion", steps_before_alarm=len(delivery),
            force_n=round(rig.plant.true_force_n(), 2))
     assert later["rises"] == moved["rises"], "the motor moved after the occlusion alarm"
     assert len(delivery) < devicekit.mechanics().steps_for_mu(2000)
@@ -132,68 +128,3 @@ def test_an_occluded_line_raises_the_alarm_and_stops_the_motor(pump):
             break
         pump.rig.press("ok")
         pump.rig.wait_ms(1500)
-
-
-def test_a_power_cut_during_a_bolus_recovers_as_the_readme_says(pump):
-    """Power cut 2 s in the middle of a 1 U bolus. After power-up (README, Recovery): the
-    bolus is not resumed, what was given is recorded (within one pulse train of the
-    pin's count), the lost clock stops delivery with "set the time"; after `pumpctl time
-    sync` and OK, basal runs again."""
-    rig = pump.rig
-    if pump.status()["suspended"] and "occlusion" not in pump.alarms():
-        pytest.skip("the pump was not set up (see the first test)")
-    t0 = rig.steps()["ns"]
-    code, out = pump.pumpctl("bolus", "1", confirm=True)
-    assert code == 0, out
-    given = pump.wait_for(lambda: len(devicekit.split_steps(
-        rig.steps(since_ns=t0)["log"])[0]) >= 150, 60_000, 500)
-    assert given
-    rig.power_cycle()
-    cut = rig.steps(since_ns=t0)
-    pin_steps = len(devicekit.split_steps(cut["log"])[0])
-    rig.wait_ms(8000)  # boot, self-test, recovery
-    alarms = pump.alarms()
-    assert {"bolus_interrupted", "set_time"} <= alarms, alarms
-    still = rig.steps()
-    rig.wait_ms(10_000)
-    assert rig.steps()["forward"] == still["forward"], "delivery went on without the time"
-    events = pump.history(20)
-    interrupted = [e for e in events if e.get("type") == "bolus_interrupted"]
-    assert interrupted, events
-    recorded = int(interrupted[-1]["steps"])
-    report(pump, "power cut", pin_steps=pin_steps, recorded_steps=recorded)
-    assert abs(recorded - pin_steps) <= 20, (recorded, pin_steps)  # one train at most
-    code, out = pump.pumpctl("time", "sync", confirm=True)
-    assert code == 0, out
-    status = pump.status()
-    assert status["suspended"] == 0, status
-    t1 = rig.steps()["ns"]
-    rig.wait_ms(20_000)
-    delivery, _ = devicekit.split_steps(rig.steps(since_ns=t1)["log"])
-    assert len(delivery) >= 2, "basal did not resume after the time was set"
-
-
-def test_every_screen_of_the_gallery_by_keys_without_an_exception(pump, tmp_path_factory):
-    """tools/scenarios/screens/gallery.toml replayed by key presses (gaps over 2 s cut to
-    2 s): no traceback, no reset; the heap read from RAM after every screen."""
-    import gallery
-
-    rig = pump.rig
-    boots = len(rig.boots)
-    out = tmp_path_factory.mktemp("gallery")
-    heaps = {}
-
-    def on_screen(name):
-        rig.oled_png(str(out / ("%s.png" % name)))
-        heaps[name] = rig.heap()
-
-    rig.mark()
-    gallery.walk(rig, on_screen)
-    worst = min(heaps, key=lambda n: heaps[n]["free"]) if heaps else None
-    if worst:
-        report(pump, "gallery", screens=len(heaps), worst=worst,
-               free=heaps[worst]["free"], largest=min(h["largest"] for h in heaps.values()),
-               pngs=out)
-    assert not pump.tracebacks(), pump.tracebacks()
-    assert len(rig.boots) == boots, rig.boots[boots:]
-    assert len(heaps) == len(gallery.screen_names())
