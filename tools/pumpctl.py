@@ -2,7 +2,7 @@
 
     pumpctl [--port PORT | --sim PTY] status | version | hash | history | settings get |
             settings put FILE.toml | setup [FILE.toml] | time sync | bolus U |
-            temp-basal ... | watch
+            temp-basal ... | watch | backup FILE | restore FILE
 
 Every change that touches therapy waits until the person confirms it on the pump
 (OK on its confirm screen, within 60 s). Exit codes: 0 done, 2 usage, 3 no device,
@@ -659,6 +659,48 @@ def cmd_setup(client, args, out):
     return EXIT_OK
 
 
+# ----- backup / restore: across a change of the MicroPython image ------------------------
+
+
+def cmd_backup(client, args, out):
+    import pump_backup
+
+    settings = settings_from_pump(client)
+    events = fetch_history(client)
+    now = args.now() if args.now is not None else datetime.datetime.now()
+    document = pump_backup.make(client.version, settings, events,
+                                now.strftime("%Y-%m-%dT%H:%M:%S"))
+    try:
+        pump_backup.write(args.file, document)
+    except OSError as exc:
+        raise PumpError(EXIT_USAGE, "cannot write %s: %s" % (args.file, exc)) from None
+    out.write("Saved the settings and %d events to %s.\n" % (len(events), args.file))
+    return EXIT_OK
+
+
+def cmd_restore(client, args, out):
+    import pump_backup
+
+    document = args.backup  # read and checked before the port was opened
+    try:
+        pump_backup.check_pump(document, args.file, client.version)
+        pairs = setup_pairs(document["settings"])
+    except pump_backup.BackupError as exc:
+        raise PumpError(EXIT_WRONG_DEVICE, str(exc)) from None
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:
+        raise PumpError(EXIT_USAGE, "%s: bad setting: %s" % (args.file, exc)) from None
+    out.write("Restoring the settings saved %s, with this computer's clock.\n"
+              % str(document.get("saved")).replace("T", " "))
+    for tokens in pack_setup(pairs):
+        client.request("setup_put", *tokens)
+    now = args.now() if args.now is not None else datetime.datetime.now()
+    client.change("setup", now.strftime("%Y-%m-%dT%H:%M:%S"), on_pending=_say_pending(out))
+    out.write("Settings restored. The %d events of the old log stay in %s: the pump's log "
+              "records only what this pump did, so nothing writes into it from outside.\n"
+              % (len(document["events"]), args.file))
+    return EXIT_OK
+
+
 def _amount_mu(units_value, what, low_mu=1, high_mu=p.MAX_BOLUS_MU):
     """Units typed by a person as whole mU, or a usage error in U."""
     amount = round(units_value * 1000)
@@ -829,6 +871,14 @@ def build_parser():
     s.add_argument("file", nargs="?", help="settings as settings get writes them, plus "
                    "max_hour, max_day, low_reservoir (U) and auto_off (h)")
     s.set_defaults(run=cmd_setup)
+    s = sub.add_parser("backup", help="save the settings and the event log to FILE (before "
+                       "a new MicroPython image erases them)")
+    s.add_argument("file")
+    s.set_defaults(run=cmd_backup)
+    s = sub.add_parser("restore", help="send the settings of a backup FILE back, applied with "
+                       "one OK on the pump")
+    s.add_argument("file")
+    s.set_defaults(run=cmd_restore)
     s = sub.add_parser("time", help="time sync: set the pump's clock to this computer's")
     s.add_argument("action", choices=("sync",))
     s.set_defaults(run=cmd_time)
@@ -880,6 +930,8 @@ def main(argv=None, out=None, err=None, input_fn=input, now=None):
         parser.error("settings put needs a FILE.toml")
     client = None
     try:
+        if args.command == "restore":  # a bad backup is refused before any port is opened
+            args.backup = _read_backup(args.file)
         path = args.sim or args.port or find_port()
         client = Client(open_port(path), args.timeout)
         client.version = client.hello()
@@ -890,6 +942,15 @@ def main(argv=None, out=None, err=None, input_fn=input, now=None):
     finally:
         if client is not None:
             client.close()
+
+
+def _read_backup(path):
+    import pump_backup
+
+    try:
+        return pump_backup.read(path)
+    except pump_backup.BackupError as exc:
+        raise PumpError(EXIT_USAGE, str(exc)) from None
 
 
 def console():
