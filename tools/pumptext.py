@@ -80,10 +80,10 @@ def duration(ms):
 
 
 def minutes_text(minutes):
-    """90 -> '1:30 (90 min)'; under an hour just '40 min'."""
+    """90 -> '1:30 h'; under an hour '40 min'."""
     if minutes < 60:
         return "%d min" % minutes
-    return "%s h (%d min)" % (duration(minutes * MIN_MS), minutes)
+    return "%s h" % duration(minutes * MIN_MS)
 
 
 def wall_text(wall_s):
