@@ -300,3 +300,29 @@ def test_runtime_checker_accepts_guarded_imports(tmp_path: Path) -> None:
 
 def test_file_lists_are_empty_for_missing_folders(tmp_path: Path) -> None:
     assert python_files(tmp_path / "absent") == []
+
+
+def test_make_build_writes_the_image_and_a_manifest_of_every_file(tmp_path: Path) -> None:
+    """`make build`: boot.py and main.py as source, every other firmware module as .mpy,
+    the board as board.mpy, nothing of firmware/manifest.py (read only when freezing), and
+    manifest.json with the sha256 of each file, itself excluded."""
+    import hashlib
+    import json
+
+    out = tmp_path / "build"
+    result = subprocess.run(["make", "-s", "build", "BUILD=" + str(out)], cwd=REPO,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    files = manifest["files"]
+    on_disk = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    assert sorted([*files, "manifest.json"]) == on_disk
+    for name, digest in files.items():
+        assert hashlib.sha256((out / name).read_bytes()).hexdigest() == digest, name
+    modules = sorted(p.relative_to(FIRMWARE / "pump").with_suffix(".mpy").as_posix()
+                     for p in (FIRMWARE / "pump").rglob("*.py") if "__pycache__" not in p.parts)
+    assert sorted(n[5:] for n in files if n.startswith("pump/")) == modules
+    assert {"boot.py", "main.py", "board.mpy"} <= set(files)
+    assert "manifest.mpy" not in files and "manifest.py" not in files
+    assert (out / "main.py").read_bytes() == (FIRMWARE / "main.py").read_bytes()
+    assert manifest["format"] == 1 and manifest["mpy_arch"] == MPY_ARCH

@@ -6,7 +6,6 @@ import hashlib
 import io
 import os
 import runpy
-import subprocess
 
 import machine
 import pytest
@@ -302,12 +301,3 @@ def test_the_freeze_manifest_names_the_package_and_the_firmware_version():
     assert calls[0][0] == "metadata" and calls[0][1]["version"] == pump.VERSION
     assert calls[0][1]["description"]
     assert ("package", ("pump",)) in calls
-
-
-def test_the_makefile_builds_no_mpy_of_the_freeze_manifest(tmp_path):
-    out = subprocess.run(
-        ["make", "-n", "build", "BUILD=" + str(tmp_path / "b")], cwd=ROOT,
-        capture_output=True, text=True, check=True).stdout
-    loop = [line for line in out.splitlines() if line.startswith("for src in")]
-    assert len(loop) == 1 and "firmware/pump/app.py" in loop[0]
-    assert "firmware/manifest.py" not in out

@@ -186,7 +186,8 @@ def resolve_port(port):
     try:
         return pumpctl.find_port()
     except pumpctl.PumpError as exc:
-        raise FlashError(exc.code, exc.message) from None
+        # pumpctl's words name its --port option; make flash takes PORT=.
+        raise FlashError(exc.code, exc.message.replace("--port", "PORT=/dev/ttyACM0")) from None
 
 
 _WALK = """
