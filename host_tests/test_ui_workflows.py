@@ -303,7 +303,7 @@ def test_back_always_leaves_without_changing_anything():
         [OK, DOWN, OK, UP, OK, OK],  # calculator up to its result
         [OK, DOWN, DOWN, DOWN, OK, OK, UP, OK, OK],  # temp basal up to its confirm
         [OK, DOWN, DOWN, DOWN, DOWN, OK],  # suspend confirm
-        [OK] + [DOWN] * 8 + [OK, OK, UP, OK],  # settings: time of day confirm
+        [OK] + [DOWN] * 8 + [OK, OK, UP, OK, OK, OK, OK],  # settings: the time, then its date
     )
     for walk in walks:
         for key in walk:
