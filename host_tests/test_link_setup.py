@@ -243,3 +243,13 @@ def test_pumpctl_extended_dual_suspend_resume_and_cancels_are_done_on_one_ok_eac
         code, _out, err = run(link, *argv)
         assert code == 0, (argv, err)
         assert done(), argv
+
+
+def test_a_held_setup_applies_what_it_showed_even_if_more_is_staged_meanwhile():
+    rig = LinkRig(flash=new_flash())
+    rig.last("setup_put", "max_bolus=5000")
+    rig.last("setup", "2026-12-04T09:30:00")
+    assert "Max bol 5.00 U" in rig.link.describe(rig.link.held)
+    assert rig.last("setup_put", "max_bolus=7000").status == p.OK  # staged for a next one
+    rig.sim.press("OK")
+    assert rig.app.therapy.settings.max_bolus_mu == 5000

@@ -119,7 +119,10 @@ def apply(link, change, now):
             rtc.datetime(rtc_tuple(wall_s))
         return reason
     if command == "setup":
-        reason = check(link, change, now)  # the pump may have moved on while it waited
+        from pump.core import setup
+
+        # The settings shown when it came; the pump may have moved on while it waited.
+        reason = setup.check_state(app.therapy)
         if reason is None:
             reason = app.set_up(change.settings, wall_s)
         return reason
