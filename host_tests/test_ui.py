@@ -216,3 +216,23 @@ def test_an_alarm_appears_over_any_screen_and_the_key_that_meets_it_does_not_act
     ]
     assert rig.screen() == "bolus amount"  # back where the person was
 
+
+
+def test_a_screen_whose_module_cannot_be_loaded_says_so_and_the_pump_goes_on(monkeypatch):
+    import builtins
+
+    rig = Rig()
+    real_import = builtins.__import__
+
+    def no_ram(name, *args, **kw):
+        if name == "pump.ui.menu":
+            raise MemoryError("memory allocation failed, allocating 1420 bytes")
+        return real_import(name, *args, **kw)
+
+    monkeypatch.setattr(builtins, "__import__", no_ram)
+    rig.press(keys.OK)
+    assert rig.screen() == "home" and rig.shows("Low memory"), rig.dump()
+    assert rig.ui.collect_due
+    monkeypatch.setattr(builtins, "__import__", real_import)
+    rig.press(keys.OK)
+    assert rig.screen() == "menu"

@@ -95,8 +95,15 @@ class Ui:
         self._release()
 
     def open(self, module, function, *args):
-        """Run ``function(ui, *args)`` of pump/ui/<module>.py, importing it now."""
-        mod = __import__("pump.ui." + module, None, None, (function,))
+        """Run ``function(ui, *args)`` of pump/ui/<module>.py, importing it now. Without
+        the RAM to load it, the screen says so and the pump goes on as it was."""
+        try:
+            mod = __import__("pump.ui." + module, None, None, (function,))
+        except MemoryError:
+            _forget("pump.ui." + module)
+            self.collect_due = True
+            self.flash("Low memory")
+            return
         getattr(mod, function)(self, *args)
 
     def _release(self):
