@@ -132,7 +132,9 @@ def check(sim):
     # The recovered record against the motor: never less, at most one reservation more.
     app = sim.app
     plan = app.persistence.plan
-    motor = cut["motor_steps"]
+    # The motor's therapy steps: its place, or the steps booked when a line test's pull
+    # (not therapy) was not yet pushed back at the cut.
+    motor = max(cut["motor_steps"], cut["reported_steps"])
     in_flight = motor - cut["reported_steps"]  # steps of the cut train that went out
     if plan is not None and plan.reservoir_steps is not None:
         recorded = plan.odometer_steps
