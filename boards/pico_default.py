@@ -148,7 +148,7 @@ def build():
     from pump.hal.buttons import Buttons
     from pump.hal.buzzer import Buzzer
     from pump.hal.hx711 import HX711
-    from pump.hal.pulse_counter import PulseCounter
+    from pump.hal.pulse_counter import PioPulseCounter, count_rising
     from pump.hal.ssd1306 import SSD1306
     from pump.hal.stepper import SM_FREQ, StepperPio, step_train
     from pump.hal.usb_serial import UsbSerial
@@ -233,7 +233,8 @@ def build():
         basal_timer=machine.Timer(-1),
         wake_timer=machine.Timer(-1),
         rtc=machine.RTC(),
-        pulse_counter=PulseCounter(step),
+        # PIO1's first state machine counts the rising edges on the STEP pad.
+        pulse_counter=PioPulseCounter(rp2.StateMachine(4, count_rising, in_base=step)),
         end_stop=end_stop,
         driver_diag=diag,
         force_sensor=load_cell,

@@ -163,7 +163,7 @@ def main():
             print_exception(exc)
         if storage is not None:
             try:  # the error on flash, and a mark the next boot reads, before the reset
-                from pump.persistence import record_crash
+                from pump.resets import record_crash
 
                 record_crash(storage, exc)
             except Exception:  # the flash itself may be what failed

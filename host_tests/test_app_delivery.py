@@ -414,3 +414,21 @@ def test_bad_board_file_fails_at_build_naming_the_field(monkeypatch, table, fiel
     assert named in str(info.value)
     with pytest.raises(KeyError):  # it failed before building any pin
         machine.Pin.lookup(module.PINS.get("step", 2))
+
+
+@pytest.mark.parametrize("speed_mu_per_min,mu", [(1_500, 1_000), (3_000, 4_000), (15_000, 2_000)])
+def test_the_pump_says_when_a_bolus_ends_with_its_line_tests(speed_mu_per_min, mu):
+    s = pump_settings()
+    s.bolus_speed_mu_per_min = speed_mu_per_min
+    sim = SimPump(settings=s)
+    sim.run_until(10 * 60_000)
+    app = sim.app
+    assert app.bolus_finish_ms(app.now_ms()) is None
+    assert app.bolus(bolus_mod.NORMAL, mu) is None
+    start = app.now_ms()
+    said = app.bolus_finish_ms(start)
+    sim.run_until(sim.now_ms() + 20 * 60_000)
+    (_seq, finished, _e, _f), = [e for e in sim.events if e[2] == ev.BOLUS_FINISHED]
+    # The line tests' pauses are in it: longer than the set speed alone says.
+    assert said - start > mu * 60_000 // speed_mu_per_min
+    assert abs(finished - said) <= 2_000

@@ -104,3 +104,31 @@ print("ok_done=%r" % locked(board.stepper._on_done, None))
     )
     assert result["ok_bad"] == "False", out
     assert result["ok_done"] == "True", out
+
+
+def test_the_main_loops_critical_sections_allocate_nothing_and_give_interrupts_back():
+    """Interrupts are off only around the ticker, and that code allocates nothing; an
+    error inside gives interrupts back (try/finally)."""
+    result, out = run_pump(
+        """
+print("refused=%r" % app.temp_basal(TEMP_ABSOLUTE, 15000, 60 * 60_000))
+clock.run_until(clock.now_ns + 2_000_000_000)
+delivery = app.delivery
+plan = app.therapy.rate_plan(app.now_ms())  # allocates: runs before, interrupts on
+print("ok_take=%r" % locked(lambda _a: delivery._ticker_section(), None))
+print("ok_arm=%r" % locked(lambda _a: delivery._arm_section(plan), None))
+ticker = app.therapy.ticker
+def broken():
+    raise RuntimeError("broken accumulator")
+ticker.take_due = broken
+try:
+    delivery._ticker_section()
+except RuntimeError:
+    pass
+print("irq_off_after_error=%r" % clock.irq_disabled)
+"""
+    )
+    assert result["refused"] == "None", out
+    assert result["ok_take"] == "True", out
+    assert result["ok_arm"] == "True", out
+    assert result["irq_off_after_error"] == "False", out

@@ -369,4 +369,4 @@ def test_the_history_screen_shows_events_from_before_a_power_cut_read_from_flash
     for _ in range(7):
         sim.press("DOWN")
     shown = sim.screen_text()
-    assert "08:00 Done 0.9" in shown, shown  # the bolus, from before the cut
+    assert "08:00 End 0.99U" in shown, shown  # the bolus, from before the cut

@@ -1,14 +1,18 @@
-"""The running pump's flash: recovery at boot, checkpoints, settings saves and the event log.
+"""The recorder: the running pump's flash. Recovery at boot, checkpoints, settings, event log.
 
-The App owns one ``Persistence`` when it is given a ``pump.hal.storage.Storage``. It
-reads the flash when the App is built (the settings decide how therapy is built),
-turns what it found into a recovery plan at ``start`` (``pump.core.state``), and then:
+The App owns one ``Persistence`` (the recorder) when it is given a
+``pump.hal.storage.Storage``. It reads the flash when the App is built (the settings
+decide how therapy is built), turns what it found into a recovery plan at ``start``
+(``pump.core.state``): the therapy state, insulin on board and the insulin limits'
+windows come back. Then:
 
-* appends every event to the log on flash (it listens on the App's EventLog);
-* saves the settings after every settings command;
-* writes a checkpoint after every therapy state change and, before a pulse train the
-  last checkpoint does not cover, one that reserves it (``CheckpointPolicy``).
-
+* it appends every event to the log on flash (it listens on the App's EventLog), with
+  the pump's own sequence numbers: the RAM ring and the flash log count alike;
+* it saves the settings after every settings command;
+* it writes a checkpoint after every therapy state change and, before a pulse train
+  the last checkpoint does not cover, one that reserves it (``CheckpointPolicy``);
+* no therapy train starts until its events and its reservation are on flash: a write
+  that fails takes the fault path (a high alarm; delivery stops).
 Main loop only: everything here allocates.
 """
 
@@ -28,6 +32,7 @@ from pump.core.therapy import Settings
 RECOVERY = "recovery"  # the suspend reason while a recovery alarm keeps delivery stopped
 _MS_PER_H = 3_600_000
 _NO_DELIVERY = "no_delivery"  # the event plan_recovery records for the gap (records.py)
+_MAX_UNWRITTEN = 200  # events kept for the log while the flash fails; older ones are lost
 
 # Events after which the checkpoint on flash no longer matches the therapy state.
 _STATE_EVENTS = (
@@ -81,11 +86,16 @@ class Persistence:
         self.odometer_base = 0
         self.recent = []  # (wall_s, mU) of finished boluses, for insulin on board
         self.bolus_start_wall_s = None
-        self.log_failures = 0
+        self.log_failures = 0  # events lost because the flash failed for too long
         self._unwritten = []  # events not yet on flash, oldest first
         self.writes = 0  # checkpoints written this boot
-        self._listener = events.listener
-        events.listener = self._on_event
+        self.failing = None  # what failed to write ("log", "checkpoint", "settings"), or None
+        self.reset_mark = storage.take_reset_mark()  # (reason, detail) of our own reset
+        self._restored_iob = []  # (wall_s, mU) of boluses restored with the clock lost
+        # One sequence number space: the events of this boot follow the log's last one.
+        if events.seq < storage.log.last_seq:
+            events.seq = storage.log.last_seq
+        events.recorder = self._on_event
 
     def settings(self):
         """The therapy settings to run with: the file's, or the factory ones (not saved) when
@@ -103,8 +113,6 @@ class Persistence:
     # ----- the event log -------------------------------------------------------------
 
     def _on_event(self, event):
-        if self._listener is not None:
-            self._listener(event)
         etype = event[2]
         if etype in _STATE_EVENTS:
             self.policy.changed()
@@ -119,28 +127,57 @@ class Persistence:
                 self._add_recent(wall or self.bolus_start_wall_s or 0, mu)
         # Written by ``persist``, before the next pulse train: an event may be emitted with
         # interrupts off (a rate change), and a flash write must not run there.
-        self._unwritten.append((event[1], wall, etype, event[3]))
+        unwritten = self._unwritten
+        unwritten.append((event[0], event[1], wall, etype, event[3]))
+        if len(unwritten) > _MAX_UNWRITTEN:
+            unwritten.pop(0)
+            self.log_failures += 1
 
     def _write_log(self):
+        """Append the events not yet on flash; False (the fault path taken) on a failure."""
         unwritten = self._unwritten
         log = self.storage.log
         while unwritten:
-            t_ms, wall, etype, fields = unwritten[0]
+            seq, t_ms, wall, etype, fields = unwritten[0]
             try:
-                log.append(t_ms, wall, etype, fields)
-            except OSError:
-                self.log_failures += 1  # the log is a record, not a safety function
+                log.append(t_ms, wall, etype, fields, seq)
+            except OSError as err:
+                self._failed("log", err)
+                return False
             unwritten.pop(0)
+        return True
+
+    def _failed(self, what, err):
+        if self.failing is None and self.app is not None:
+            self.failing = what
+            self.app.supervisor.storage_failed(what, err)
+
+    def _succeeded(self, now):
+        if self.failing is not None and not self._unwritten:
+            self.failing = None
+            self.app.supervisor.storage_ok(now)
 
     def _add_recent(self, wall_s, mu):
         self.recent.append((wall_s, mu))
         while len(self.recent) > st.MAX_RECENT_BOLUSES:
             self.recent.pop(0)
 
-    def history(self, n):
-        """The last ``n`` events from flash, newest first: (seq, t_ms, wall_s, type, fields)."""
+    def history(self, n, before=None, since=None):
+        """Events from flash as (seq, t_ms, wall_s, type, fields): the last ``n`` newest
+        first (``before``: below that sequence number, the next page), or with ``since``
+        the first ``n`` after that sequence number, oldest first."""
         self._write_log()
-        return self.storage.log.recent(n)
+        log = self.storage.log
+        if since is None:
+            return log.recent(n, before)
+        out = []
+        events = log.since(since)
+        for event in events:
+            out.append(event)
+            if len(out) >= n:
+                break
+        events.close()
+        return out
 
     # ----- boot --------------------------------------------------------------------------
 
@@ -168,12 +205,23 @@ class Persistence:
             app.events.emit(now, etype, **fields)
         if plan.reservoir_steps is not None:
             app.reservoir.remaining_steps = plan.reservoir_steps
-            app._reservoir_level = app.reservoir.level()
+            app.supervisor.watch_reservoir()
+        if plan.limits is not None:
+            app.supervisor.monitor.restore(
+                now, plan.limits_age_ms, plan.limits, plan.limits_extra_steps
+            )
         self.odometer_base = plan.odometer_steps
         for wall_s, mu in plan.recent_boluses:
             self._add_recent(wall_s, mu)
-            age_ms = 0 if now_wall is None else (now_wall - wall_s) * 1000
-            therapy.iob.add(now - age_ms, mu)  # the clock lost: counted as given now
+            if now_wall is not None:
+                age_ms = (now_wall - wall_s) * 1000
+            else:
+                # The clock lost: at least as old as at the last checkpoint (set right
+                # when the time is set again).
+                last = plan.checkpoint_wall_s
+                age_ms = 0 if last is None or last < wall_s else (last - wall_s) * 1000
+                self._restored_iob.append((wall_s, mu))
+            therapy.iob.add(now - age_ms, mu)
         if plan.temp is not None:
             kind, value, end_wall_s = plan.temp
             therapy.temp = TempBasal(kind, value, now, (end_wall_s - now_wall) * 1000)
@@ -196,7 +244,7 @@ class Persistence:
         if self.settings_ok:
             raise app.therapy.refuse(now, "factory settings", "the settings are whole")
         self.settings_ok = True
-        app._apply_settings(now, Settings())
+        app.gate.use_settings(now, Settings())
         self.settings_dirty = True
         for code in (al.CHECK_SETTINGS, al.SET_UP):
             self._settle(now, code)
@@ -220,10 +268,37 @@ class Persistence:
                         from_wall_s=last.wall_s, to_wall_s=booted, seconds=booted - last.wall_s,
                     )
         self.rtc.datetime(st.rtc_tuple(wall))
+        if not self.clock_ok and self._restored_iob:
+            self._reage_iob(now, wall - now // 1000)
         self.clock_ok = True
         self.last_wall_s = wall
         self._settle(now, al.SET_TIME)
         self.resume_if_recovered(now)
+
+    def set_up(self, now, wall_s):
+        """Setup gave whole settings and the clock (``wall_s``): save them, set the RTC,
+        settle the setup, settings and clock alarms, and let basal start."""
+        if not self.clock_ok and self._restored_iob:
+            self._reage_iob(now, wall_s - now // 1000)
+        self.rtc.datetime(st.rtc_tuple(wall_s))
+        self.settings_ok = True
+        self.settings_dirty = True
+        self.clock_ok = True
+        self.last_wall_s = wall_s
+        for code in (al.CHECK_SETTINGS, al.SET_UP, al.SET_TIME):
+            self._settle(now, code)
+        self.resume_if_recovered(now)
+
+    def _reage_iob(self, now, booted_wall_s):
+        """The time is known again: the boluses restored at boot get their true age."""
+        iob = self.app.therapy.iob
+        restored = self._restored_iob
+        self._restored_iob = []
+        if len(iob.entries()) > len(restored):
+            return  # a bolus since boot (none can start while the time is unset)
+        iob.clear()
+        for wall_s, mu in restored:
+            iob.add((wall_s - booted_wall_s) * 1000, mu)
 
     def _settle(self, now, code):
         alarms = self.app.alarms
@@ -275,37 +350,48 @@ class Persistence:
             c.suspend_reason = therapy.suspend_reason
             c.suspended_wall_s = wall
         c.recent_boluses = list(self.recent)
+        c.limits = app.supervisor.monitor.snapshot(now)
         try:
             self.storage.checkpoint.save(c)
         except OSError as err:
-            app.alarms.raise_alarm(now, al.STORAGE, what="checkpoint", errno=err.args[0])
-            return
+            self._failed("checkpoint", err)
+            return False
         self.writes += 1
         if wall is not None:
             self.last_wall_s = wall
         self.policy.written(now, in_flight, kind)
+        return True
 
     def persist(self, now, train_running):
         """Save what changed: the settings, then a checkpoint if a state change is unsaved.
         A train on the motor stays covered by the reservation made before it."""
-        self._write_log()
+        if not self._write_log():
+            return
         if self.settings_dirty and self.settings_ok:
-            self.settings_dirty = False
             values = self.values
             values["therapy"] = self.app.therapy.settings
             try:
                 self.storage.settings.save(values)
             except OSError as err:
-                self.app.alarms.raise_alarm(now, al.STORAGE, what="settings", errno=err.args[0])
+                self._failed("settings", err)
+                return
+            self.settings_dirty = False
         policy = self.policy
         if policy.due(now):
             if train_running:
-                self._checkpoint(now, policy.covered_steps, policy.covered_kind)
+                written = self._checkpoint(now, policy.covered_steps, policy.covered_kind)
             else:
-                self._checkpoint(now, 0, None)
+                written = self._checkpoint(now, 0, None)
+            if not written:
+                return
+        self._succeeded(now)
 
     def before_train(self, now, kind, steps):
-        """Before the motor starts a therapy train: reserve it on flash unless covered."""
+        """Before the motor starts a therapy train: the events so far and a reservation of
+        the train on flash (unless the last checkpoint covers it). False when that failed:
+        the train must not start."""
+        if self.failing is not None or not self._write_log():
+            return False
         therapy = self.app.therapy
         if kind == "bolus":
             bolus = therapy.bolus
@@ -315,7 +401,8 @@ class Persistence:
             more = mu * 1_000_000 // self.mech.nu_per_step
         reserve = self.policy.before_train(now, kind, steps, more if more > 0 else 0)
         if reserve:
-            self._checkpoint(now, reserve, kind)
+            return self._checkpoint(now, reserve, kind)
+        return True
 
     def train_done(self, steps):
         self.policy.train_done(steps)

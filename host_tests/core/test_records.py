@@ -2,16 +2,20 @@
 
 from support import raises
 
-from pump.core import records
+from pump.core import logformat, records
 from pump.core.calculator import CalculatorSettings
 from pump.core.iob import ULTRA_RAPID
-from pump.core.records import (
+from pump.core.logformat import (
+    EXTRA_CODE,
     LOG_RECORD_SIZE,
     NO_VALUE,
-    CorruptRecord,
     decode_event,
-    decode_record,
     encode_event,
+    merge,
+)
+from pump.core.records import (
+    CorruptRecord,
+    decode_record,
     encode_record,
     settings_format,
 )
@@ -162,12 +166,12 @@ def test_other_modules_add_their_own_sections():
 
 
 def test_log_records_round_trip_for_every_event_type():
-    for code, etype, names in records.EVENT_TABLE:
+    for code, etype, names in logformat.EVENT_TABLE:
         fields = {}
         for i in range(len(names)):
             key = names[i]
             if key[0] == "$":
-                fields[key[1:]] = records.WORDS[i]
+                fields[key[1:]] = logformat.WORDS[i]
             else:
                 fields[key] = 1000 * i - 7
         data = encode_event(70_000 + code, 123_456, 789_000_000, etype, fields)
@@ -175,15 +179,35 @@ def test_log_records_round_trip_for_every_event_type():
         assert decode_event(data) == (70_000 + code, 123_456, 789_000_000, etype, fields)
 
 
-def test_log_record_of_an_unknown_type_keeps_a_short_name_and_numbers():
-    data = encode_event(5, 10, 0, "occlusion_alarm", {"b": 7, "a": -3, "note": "text"})
-    assert decode_event(data) == (5, 10, None, "occlus", {"v0": -3, "v1": 7})
+def read_back(data):
+    """Decode an event's records and fold its extra records in, as the log reader does."""
+    first = decode_event(data)
+    chunks = []
+    for offset in range(LOG_RECORD_SIZE, len(data), LOG_RECORD_SIZE):
+        extra = decode_event(data, offset)
+        assert extra[0] == first[0] and extra[3] == EXTRA_CODE
+        chunks.append(extra[4])
+    return merge(first, chunks)
 
 
-def test_log_record_text_outside_the_word_list_and_huge_numbers_are_dropped():
-    data = encode_event(1, 0, 0, "bolus_cancelled", {"bolus": "mystery", "steps": 2**40})
-    assert decode_event(data)[4] == {}
+def test_log_record_of_an_unknown_type_keeps_its_name_and_every_field():
+    fields = {"b": 7, "a": -3, "note": "text", "flag": True, "none": None}
+    data = encode_event(5, 10, 0, "occlusion_alarm", fields)
+    assert len(data) > LOG_RECORD_SIZE and len(data) % LOG_RECORD_SIZE == 0
+    assert read_back(data) == (5, 10, None, "occlusion_alarm", fields)
+
+
+def test_log_record_text_outside_the_word_list_and_huge_numbers_are_kept():
+    fields = {"bolus": "mystery", "steps": 2**40, "reason": "a reason of many words " * 3}
+    data = encode_event(1, 0, 0, "bolus_cancelled", fields)
+    assert decode_event(data)[4] == {}  # the first record alone holds none of them
+    assert read_back(data)[4] == fields
     assert NO_VALUE == -(2**31)
+
+
+def test_an_event_whose_fields_fit_takes_one_record():
+    data = encode_event(3, 0, 0, "suspended", {"basal_steps_not_given": 3})
+    assert len(data) == LOG_RECORD_SIZE
 
 
 def test_damaged_log_records_are_refused():

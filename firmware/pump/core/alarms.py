@@ -81,7 +81,7 @@ TABLE = {
     SET_TIME: (HIGH, True, "Clock lost: set the time before basal resumes"),
     STATE_LOST: (HIGH, True, "Pump state lost: check reservoir and insulin on board"),
     BOLUS_INTERRUPTED: (HIGH, False, "Bolus stopped by a restart: see the amount given"),
-    STORAGE: (MEDIUM, False, "Could not save to flash"),
+    STORAGE: (HIGH, True, "Cannot save to flash: delivery stopped"),
 }
 
 

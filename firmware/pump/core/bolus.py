@@ -91,3 +91,16 @@ class Bolus:
 
     def finished(self):
         return self.now_done >= self.now_steps and self.ext_done >= self.ext_steps
+
+
+_MS_PER_H = 3_600_000
+
+
+def first_hour_mu(mu, now_percent, duration_ms):
+    """The most of a bolus that goes out in any one hour: the part now and the extended
+    part's first hour (it runs evenly over ``duration_ms``)."""
+    now_mu = mu * now_percent // 100
+    extended = mu - now_mu
+    if duration_ms <= _MS_PER_H:
+        return mu
+    return now_mu + (extended * _MS_PER_H + duration_ms - 1) // duration_ms

@@ -42,12 +42,14 @@ class EventLog:
     """The most recent events, oldest first, with a sequence number each.
 
     ``listener`` (optional) is called with every event as it is recorded: the host
-    tools write them out, and persistent storage hooks in here.
+    tools write them out. ``recorder`` is the flash log's own hook (pump.persistence),
+    called first, and apart so that a tool replacing the listener cannot cut it off.
     """
 
     def __init__(self, capacity=64, listener=None):
         self.capacity = capacity
         self.listener = listener
+        self.recorder = None
         self._ring = []
         self.seq = 0
 
@@ -57,6 +59,8 @@ class EventLog:
         self._ring.append(event)
         if len(self._ring) > self.capacity:
             self._ring.pop(0)
+        if self.recorder is not None:
+            self.recorder(event)
         if self.listener is not None:
             self.listener(event)
         return event

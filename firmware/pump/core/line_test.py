@@ -119,6 +119,30 @@ class LineTest:
     def running(self):
         return self._phase != _DONE
 
+    def bolus_wait_ms(self, now_ms, run_ms):
+        """How much the tests add to a bolus that still needs ``run_ms`` of motor time: the
+        test running or due now, and one every ``bolus_interval_ms`` of bolus time after
+        (each waits ``settle_ms``, then two watches). For the finish time a person sees."""
+        watch = self.watch_ms
+        phase = self._phase
+        if phase == _PULL:
+            wait = max(self._next_ms - now_ms, 0) + 2 * watch
+        elif phase == _WATCH_PULL:
+            wait = max(self._window_ms + watch - now_ms, 0) + watch
+        elif phase == _PUSH:
+            wait = watch
+        elif phase == _WATCH_PUSH:
+            wait = max(self._window_ms + watch - now_ms, 0)
+        elif self._due_ms is not None and now_ms >= self._due_ms:
+            wait = (self.settle_ms if self._bolus_run_ms > 0 else 0) + 2 * watch
+        else:
+            wait = 0
+        interval = self.bolus_interval_ms
+        if interval > 0 and run_ms > 0:
+            ran = self._bolus_run_ms if phase == _DONE and wait == 0 else 0
+            wait += (ran + run_ms - 1) // interval * (self.settle_ms + 2 * watch)
+        return wait
+
     # ----- the test ---------------------------------------------------------------------
 
     def start(self, now_ms):

@@ -18,16 +18,18 @@ MAX_DAY_DEFAULT_MU = 80_000
 
 _MINUTE_MS = 60_000
 _HOUR_MS = 3_600_000
-_MINUTES = 60
+_MINUTES = 61  # the current minute and the 60 before it: the window never under-counts
 _HOURS = 25  # the current hour and the 24 before it
+_SNAP_MINUTES = 5  # minute buckets are saved in groups of 5 (restored into the newest)
 
 MISMATCH = "delivery_mismatch"
 LIMIT_HOUR = "limit_hour"
 LIMIT_DAY = "limit_day"
 
 
-def check_limits(max_hour_mu, max_day_mu):
-    """Refuse insulin limits out of range or out of order."""
+def check_limits(max_hour_mu, max_day_mu, max_basal_mu_per_h=None):
+    """Refuse insulin limits out of range or out of order (max per hour below the max
+    basal would stop a basal the person is allowed to set)."""
     if type(max_hour_mu) is not int or not (MAX_HOUR_MIN_MU <= max_hour_mu <= MAX_HOUR_MAX_MU):
         raise Refused(
             "max per hour is %s to %s" % (fmt_units(MAX_HOUR_MIN_MU), fmt_units(MAX_HOUR_MAX_MU))
@@ -38,6 +40,10 @@ def check_limits(max_hour_mu, max_day_mu):
         )
     if max_day_mu < max_hour_mu:
         raise Refused("max per day must be at least max per hour")
+    if max_basal_mu_per_h is not None and max_hour_mu < max_basal_mu_per_h:
+        raise Refused(
+            "max per hour must be at least the max basal %s/h" % fmt_units(max_basal_mu_per_h)
+        )
 
 
 class DeliveryMonitor:
@@ -60,8 +66,8 @@ class DeliveryMonitor:
         self._minute = 0  # index of the current minute since start (absolute)
         self._hour = 0
 
-    def set_limits(self, max_hour_mu, max_day_mu):
-        check_limits(max_hour_mu, max_day_mu)
+    def set_limits(self, max_hour_mu, max_day_mu, max_basal_mu_per_h=None):
+        check_limits(max_hour_mu, max_day_mu, max_basal_mu_per_h)
         self.max_hour_mu = max_hour_mu
         self.max_day_mu = max_day_mu
 
@@ -122,6 +128,56 @@ class DeliveryMonitor:
         hour_left = self.max_hour_mu - self.hour_mu(now_ms)
         day_left = self.max_day_mu - self.day_mu(now_ms)
         return hour_left if hour_left < day_left else day_left
+
+    def headroom_steps(self, now_ms):
+        """Steps that may still go out now without breaking a limit (0 when none)."""
+        mu = self.headroom_mu(now_ms)
+        if mu <= 0:
+            return 0
+        return mu * 1_000_000 // self.mech.nu_per_step
+
+    def limit_reached(self, now_ms):
+        """LIMIT_HOUR or LIMIT_DAY: the limit with the least headroom now."""
+        hour_left = self.max_hour_mu - self.hour_mu(now_ms)
+        day_left = self.max_day_mu - self.day_mu(now_ms)
+        return LIMIT_HOUR if hour_left <= day_left else LIMIT_DAY
+
+    # ----- across a reset ----------------------------------------------------------------
+
+    def snapshot(self, now_ms):
+        """The windows for a checkpoint: [5-min groups newest first] + [hours newest first]."""
+        self._roll(now_ms)
+        out = []
+        for g in range((_MINUTES + _SNAP_MINUTES - 1) // _SNAP_MINUTES):
+            total = 0
+            for k in range(g * _SNAP_MINUTES, (g + 1) * _SNAP_MINUTES):
+                if k < _MINUTES:
+                    total += self._minutes[(self._minute - k) % _MINUTES]
+            out.append(total)
+        for k in range(_HOURS):
+            out.append(self._hours[(self._hour - k) % _HOURS])
+        return out
+
+    def restore(self, now_ms, elapsed_ms, snap, extra_steps=0):
+        """Put a snapshot taken ``elapsed_ms`` ago back into the windows (0 when the time
+        in between is unknown: everything counts as recent). Each amount lands in the
+        newest bucket it could belong to, so the windows over-count, never under-count.
+        ``extra_steps``: steps that may have gone out after it (counted as given now)."""
+        self._roll(now_ms)
+        groups = (_MINUTES + _SNAP_MINUTES - 1) // _SNAP_MINUTES
+        if len(snap) != groups + _HOURS:
+            return
+        then = now_ms - elapsed_ms
+        for g in range(groups):
+            minute = then // _MINUTE_MS - g * _SNAP_MINUTES
+            if snap[g] and self._minute - minute < _MINUTES:
+                self._minutes[minute % _MINUTES] += snap[g]
+        for k in range(_HOURS):
+            hour = then // _HOUR_MS - k
+            if snap[groups + k] and self._hour - hour < _HOURS:
+                self._hours[hour % _HOURS] += snap[groups + k]
+        if extra_steps > 0:
+            self.delivered(now_ms, extra_steps)
 
     def breach(self, now_ms):
         """The fault code of a broken limit or a pulse mismatch, or None."""

@@ -1,5 +1,6 @@
 """Basal profiles, temporary basal rates, and the accumulator that turns time into steps."""
 
+from pump.core import events as ev
 from pump.core.errors import Refused, fmt_rate
 
 SLOT_MS = 1_800_000  # profiles change on 30-minute boundaries
@@ -211,3 +212,45 @@ class BasalTicker:
         due = self.due
         self.due = 0
         return due
+
+
+# ----- temp basal commands (Therapy.start_temp / cancel_temp) -------------------------------
+
+
+def start_temp(therapy, now_ms, kind, value, duration_ms):
+    command = "temp basal"
+    if therapy.suspended_at is not None:
+        raise therapy.refuse(now_ms, command, "delivery is suspended; resume first")
+    therapy.check(
+        now_ms,
+        command,
+        check_temp,
+        kind,
+        value,
+        duration_ms,
+        therapy.profile(),
+        therapy.settings.max_basal_mu_per_h,
+    )
+    replaced = therapy.temp
+    therapy.temp = TempBasal(kind, value, now_ms, duration_ms)
+    fields = {"minutes": duration_ms // 60_000}
+    if kind == TEMP_PERCENT:
+        fields["percent"] = value
+    else:
+        fields["rate_mu_per_h"] = value
+    if replaced is not None:
+        fields["replaced"] = replaced.describe()
+    therapy.events.emit(now_ms, ev.TEMP_STARTED, **fields)
+
+
+def cancel_temp(therapy, now_ms):
+    if therapy.temp is None:
+        raise therapy.refuse(now_ms, "cancel temp basal", "no temp basal is running")
+    temp = therapy.temp
+    therapy.temp = None
+    therapy.events.emit(
+        now_ms,
+        ev.TEMP_CANCELLED,
+        temp=temp.describe(),
+        ran_min=(now_ms - temp.start_ms) // 60_000,
+    )

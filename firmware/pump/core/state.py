@@ -13,6 +13,16 @@ recovery plan records the size of that uncertainty in the event log.
 """
 
 from pump.core.records import CorruptRecord, decode_json_record, encode_json_record
+from pump.core.wallclock import (  # noqa: F401  (re-exported: the wall clock's old home)
+    CLOCK_VALID_FROM_S,
+    DAY_S,
+    clock_lost,
+    date_from_days,
+    days_from_date,
+    rtc_tuple,
+    wall_after_loss,
+    wall_seconds,
+)
 
 CHECKPOINT_MAGIC = "PUMPCKP"
 CHECKPOINT_VERSION = 1
@@ -28,11 +38,6 @@ ALARM_STATE_LOST = "state_lost"
 ALARM_SET_UP = "set_up"
 ALARM_BOLUS_INTERRUPTED = "bolus_interrupted"
 
-# The wall clock, as seconds since 2000-01-01 00:00 (MicroPython's epoch on the rp2 port).
-DAY_S = 86_400
-# After a power-on the rp2 port starts its RTC at 2021-01-01 00:00: a reading before the
-# next day means the time was never set since the supply came back.
-CLOCK_VALID_FROM_S = 7_672 * DAY_S  # 2021-01-02 00:00
 
 # Status of something loaded from flash.
 OK = "ok"
@@ -63,6 +68,8 @@ class Checkpoint:
         self.suspend_reason = None
         self.suspended_wall_s = None
         self.recent_boluses = []
+        # The insulin limits' windows (DeliveryMonitor.snapshot), steps; None if not kept.
+        self.limits = None
 
     def add_bolus(self, wall_s, delivered_mu):
         """Remember a finished bolus for insulin on board, keeping the list bounded."""
@@ -92,6 +99,7 @@ class Checkpoint:
             "sr": self.suspend_reason,
             "sw": self.suspended_wall_s,
             "rb": flat,
+            "l": self.limits,
         }
 
     def encode(self):
@@ -144,6 +152,9 @@ def decode_checkpoint(data):
         c.suspended_wall_s = _num(d, "sw", True)
         flat = d["rb"]
         c.recent_boluses = [(int(flat[i]), int(flat[i + 1])) for i in range(0, len(flat) - 1, 2)]
+        limits = d.get("l")
+        if limits is not None:
+            c.limits = [int(v) for v in limits]
     except (KeyError, TypeError, ValueError, IndexError):
         raise CorruptRecord("checkpoint fields missing or mistyped")
     return c
@@ -243,6 +254,12 @@ class RecoveryPlan:
         self.odometer_steps = 0
         self.no_delivery_s = None
         self.reset_cause = None
+        # The insulin limits' windows to restore: the snapshot, how long ago it was taken
+        # (0 when unknown) and the steps that may have gone out after it.
+        self.limits = None
+        self.limits_age_ms = 0
+        self.limits_extra_steps = 0
+        self.checkpoint_wall_s = None
 
 
 def plan_recovery(
@@ -295,6 +312,10 @@ def plan_recovery(
     plan.reservoir_steps = c.reservoir_steps
     plan.odometer_steps = c.odometer_steps
     uncertain = c.in_flight_steps
+    plan.limits = c.limits
+    plan.limits_extra_steps = uncertain
+    if c.wall_s is not None and clock_ok and now_wall_s >= c.wall_s:
+        plan.limits_age_ms = (now_wall_s - c.wall_s) * 1000
     if uncertain:
         # Counted as delivered: IOB is never under-reported, the reservoir errs low.
         plan.odometer_steps += uncertain
@@ -343,8 +364,12 @@ def plan_recovery(
             )
         )
 
+    plan.checkpoint_wall_s = c.wall_s
     if clock_ok:
         recent = [b for b in recent if now_wall_s - b[0] < IOB_WINDOW_S]
+    elif c.wall_s is not None:
+        # The time since is unknown, but it is at least the age at the checkpoint.
+        recent = [b for b in recent if c.wall_s - b[0] < IOB_WINDOW_S]
     while len(recent) > MAX_RECENT_BOLUSES:
         recent.pop(0)
     plan.recent_boluses = recent
@@ -368,60 +393,3 @@ def plan_recovery(
         deliver = False
     plan.deliver = deliver
     return plan
-
-
-def days_from_date(year, month, day):
-    """Days from 2000-01-01 to a date (proleptic Gregorian, integers only)."""
-    if month <= 2:
-        year -= 1
-        month += 9
-    else:
-        month -= 3
-    era = year // 400
-    yoe = year - era * 400
-    doy = (153 * month + 2) // 5 + day - 1
-    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
-    return era * 146_097 + doe - 730_425
-
-
-def date_from_days(days):
-    """(year, month, day, weekday with Monday = 0) of a day number from ``days_from_date``."""
-    z = days + 730_425
-    era = z // 146_097
-    doe = z - era * 146_097
-    yoe = (doe - doe // 1460 + doe // 36_524 - doe // 146_096) // 365
-    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
-    mp = (5 * doy + 2) // 153
-    day = doy - (153 * mp + 2) // 5 + 1
-    month = mp + 3 if mp < 10 else mp - 9
-    year = yoe + era * 400 + (1 if month <= 2 else 0)
-    return year, month, day, (days + 5) % 7  # 2000-01-01 was a Saturday
-
-
-def wall_seconds(dt):
-    """Seconds since 2000-01-01 of an RTC datetime tuple (y, mo, d, wd, h, mi, s, sub)."""
-    return days_from_date(dt[0], dt[1], dt[2]) * DAY_S + (dt[4] * 60 + dt[5]) * 60 + dt[6]
-
-
-def rtc_tuple(wall_s):
-    """The RTC datetime tuple for seconds since 2000-01-01."""
-    days = wall_s // DAY_S
-    secs = wall_s - days * DAY_S
-    year, month, day, weekday = date_from_days(days)
-    return (year, month, day, weekday, secs // 3600, secs // 60 % 60, secs % 60, 0)
-
-
-def clock_lost(rtc_s, last_wall_s):
-    """True when the RTC cannot be trusted: it reads the power-on default, or earlier than
-    the last checkpoint (it went back)."""
-    return rtc_s < CLOCK_VALID_FROM_S or (last_wall_s is not None and rtc_s < last_wall_s)
-
-
-def wall_after_loss(last_wall_s, ms_of_day):
-    """The wall clock to set when the person gives the time of day after the clock was lost:
-    the first such moment not before the last one known (the date itself is not asked)."""
-    base = CLOCK_VALID_FROM_S if last_wall_s is None else last_wall_s
-    wall = base // DAY_S * DAY_S + ms_of_day // 1000
-    if wall < base:
-        wall += DAY_S
-    return wall

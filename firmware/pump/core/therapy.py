@@ -8,20 +8,18 @@ reason, after recording the refusal; a refused command changes nothing.
 
 from pump.core import bolus as bolus_mod
 from pump.core import events as ev
-from pump.core.calculator import CalculatorSettings
-from pump.core.errors import Refused, fmt_rate, fmt_units
-from pump.core.iob import DEFAULT_DIA_MS, RAPID_ACTING, InsulinCurve, IobHistory
+from pump.core import schedule
+from pump.core import settings as settings_mod
+from pump.core.errors import Refused
+from pump.core.iob import InsulinCurve, IobHistory
 from pump.core.schedule import (
     DAY_MS,
-    MAX_PROFILES,
     TEMP_ABSOLUTE,
     TEMP_PERCENT,
-    BasalProfile,
     BasalTicker,
-    TempBasal,
     check_rate,
-    check_temp,
 )
+from pump.core.settings import MAX_BASAL_LIMIT_MU_H, Settings  # noqa: F401  (re-exported)
 from pump.core.units import MS_PER_H, DoseCounter, basal_num
 
 BASAL = "basal"
@@ -29,31 +27,7 @@ BOLUS = "bolus"
 PART_NOW = 0
 PART_EXTENDED = 1
 
-MAX_BASAL_LIMIT_MU_H = 15_000
 _TRAIN_S_DIVISOR = 2  # a bolus goes out in trains of about half a second each
-
-
-class Settings:
-    """The therapy settings a person chooses, with their factory values."""
-
-    def __init__(self):
-        self.max_bolus_mu = 10_000
-        self.max_basal_mu_per_h = 3_000
-        self.increment_mu = bolus_mod.DEFAULT_INCREMENT_MU
-        self.bolus_speed_mu_per_min = bolus_mod.SPEED_STANDARD_MU_MIN
-        self.profiles = [BasalProfile("Standard", [(0, 800)], self.max_basal_mu_per_h)]
-        self.active_profile = 0
-        # Safety settings (checked by the modules that use them).
-        self.max_hour_mu = 15_000  # insulin in any rolling hour
-        self.max_day_mu = 80_000  # insulin in any rolling day
-        self.low_reservoir_mu = 20_000
-        self.auto_off_h = 12  # 0 = off
-        # Bolus calculator: a pump.core.calculator.CalculatorSettings, None until set up.
-        self.calculator: CalculatorSettings | None = None
-        self.bg_mmol = False  # screens show BG in mmol/L instead of mg/dL
-        # Insulin action for insulin on board (pump.core.iob presets, 30-minute steps).
-        self.insulin = RAPID_ACTING
-        self.dia_ms = DEFAULT_DIA_MS
 
 
 class Therapy:
@@ -72,8 +46,9 @@ class Therapy:
         self.basal_pending = 0  # accrued basal steps not yet sent to the motor
         self.suspended_at = None
         self.suspend_reason = None
-        # interlock(command, mu) -> None, or the reason a bolus or resume must not go ahead
-        # now (alarms, insulin limits). The app sets it; the therapy records the refusal.
+        # interlock(command, mu, first_hour_mu) -> None, or the reason a bolus or resume
+        # must not go ahead now (alarms, insulin limits). The app sets it; the therapy
+        # records the refusal.
         self.interlock = None
         self._wall_offset_ms = ms_of_day - now_ms
         self._bolus_carry_nu = 0
@@ -93,6 +68,12 @@ class Therapy:
         self.apply_rate(now_ms)
 
     # ----- time and rates -------------------------------------------------------------
+
+    def use_settings(self, settings):
+        """Run with ``settings`` from now on (factory settings accepted after a loss)."""
+        self.settings = settings
+        self._bolus_sps = self._train_rate(settings.bolus_speed_mu_per_min)
+        self.iob.set_curve(InsulinCurve(settings.insulin, settings.dia_ms))
 
     def ms_of_day(self, now_ms):
         return (now_ms + self._wall_offset_ms) % DAY_MS
@@ -122,27 +103,39 @@ class Therapy:
         return wait if wait > 0 else 1
 
     def apply_rate(self, now_ms, at_ms=None):
-        """Set the accumulator to the rate at ``at_ms`` and arm the next change.
+        """Set the accumulator to the rate at ``at_ms`` and arm the next change (for a
+        caller that owns the ticker alone: the tests' drivers). The app splits this in two:
+        ``rate_plan`` with interrupts on, then ``arm_ticker`` with them off."""
+        self.arm_ticker(self.rate_plan(now_ms, at_ms))
 
-        ``at_ms`` (default: now) is when the rate took effect: the timer interrupt
-        applies an armed change on its exact millisecond, and the main loop calls this
-        a little later to arm the one after. The caller (the app) has brought the
-        accumulator up to ``now_ms`` first and holds interrupts off while this runs.
+    def rate_plan(self, now_ms, at_ms=None):
+        """The accumulator settings for the rate at ``at_ms`` (default: now) and the next
+        change, as (numerator, ms until the change, numerator after it). Records the rate
+        change; allocates, so it runs with interrupts on.
+
+        ``at_ms`` is when the rate took effect: the timer interrupt applies an armed
+        change on its exact millisecond, and the main loop calls this a little later to
+        arm the one after.
         """
         if at_ms is None:
             at_ms = now_ms
         self._account_missed(at_ms)
         rate = self.rate(at_ms)
-        ticker = self.ticker
-        ticker.set_num(basal_num(rate))
         change_at = at_ms + self._next_change_ms(at_ms)
         wait = change_at - now_ms
-        ticker.arm(wait if wait > 0 else 1, basal_num(self.rate(change_at)))
-        self._changes_seen = ticker.changes
         self._change_at = change_at
         if rate != self._rate:
             self._rate = rate
             self.events.emit(at_ms, ev.BASAL_RATE, rate_mu_per_h=rate)
+        return (basal_num(rate), wait if wait > 0 else 1, basal_num(self.rate(change_at)))
+
+    def arm_ticker(self, plan):
+        """Apply a ``rate_plan`` to the accumulator. Interrupt-safe: no allocation; the
+        caller has brought the accumulator up to now and holds interrupts off."""
+        ticker = self.ticker
+        ticker.set_num(plan[0])
+        ticker.arm(plan[1], plan[2])
+        self._changes_seen = ticker.changes
 
     def _account_missed(self, at_ms):
         if self.suspended_at is None:
@@ -179,6 +172,10 @@ class Therapy:
 
     def basal_step_rate(self):
         return self._basal_sps
+
+    def bolus_step_rate(self):
+        """The speed of a bolus train in steps/s (the set bolus speed, within the motor's)."""
+        return self._bolus_sps
 
     def _train_rate(self, mu_per_min):
         rate = self.mech.steps_per_s_for_mu_per_min(mu_per_min)
@@ -267,7 +264,8 @@ class Therapy:
         """Record a refusal of a command outside therapy (the app's own commands)."""
         return self._refuse(now_ms, command, reason)
 
-    def _check(self, now_ms, command, check, *args):
+    def check(self, now_ms, command, check, *args):
+        """Run ``check(*args)``; a Refused it raises is recorded and raised again."""
         try:
             return check(*args)
         except Refused as refusal:
@@ -279,12 +277,7 @@ class Therapy:
         command = kind + " bolus"
         if kind not in (bolus_mod.NORMAL, bolus_mod.EXTENDED, bolus_mod.DUAL):
             raise self._refuse(now_ms, "bolus", "unknown bolus kind %r" % (kind,))
-        self._interlock(now_ms, command, mu)
-        if self.suspended_at is not None:
-            raise self._refuse(now_ms, command, "delivery is suspended; resume first")
-        if self.bolus is not None:
-            raise self._refuse(now_ms, command, "a bolus is already running; cancel it first")
-        self._check(now_ms, command, bolus_mod.check_amount, mu, s.increment_mu, s.max_bolus_mu)
+        self.check(now_ms, command, bolus_mod.check_amount, mu, s.increment_mu, s.max_bolus_mu)
         if kind == bolus_mod.NORMAL:
             now_percent = 100
             duration_ms = 0
@@ -293,7 +286,12 @@ class Therapy:
         elif type(now_percent) is not int or not (1 <= now_percent <= 99):
             raise self._refuse(now_ms, command, "dual wave gives 1 to 99 % now")
         if kind != bolus_mod.NORMAL:
-            self._check(now_ms, command, bolus_mod.check_extended_ms, duration_ms)
+            self.check(now_ms, command, bolus_mod.check_extended_ms, duration_ms)
+        self._interlock(now_ms, command, mu, bolus_mod.first_hour_mu(mu, now_percent, duration_ms))
+        if self.suspended_at is not None:
+            raise self._refuse(now_ms, command, "delivery is suspended; resume first")
+        if self.bolus is not None:
+            raise self._refuse(now_ms, command, "a bolus is already running; cancel it first")
         steps, self._bolus_carry_nu = self.mech.steps_for_mu(mu, self._bolus_carry_nu)
         now_steps = steps * now_percent // 100
         self.bolus = bolus_mod.Bolus(
@@ -310,9 +308,9 @@ class Therapy:
             extended_min=duration_ms // 60_000,
         )
 
-    def _interlock(self, now_ms, command, mu):
+    def _interlock(self, now_ms, command, mu, hour_mu=0):
         if self.interlock is not None:
-            reason = self.interlock(command, mu)
+            reason = self.interlock(command, mu, hour_mu)
             if reason is not None:
                 raise self._refuse(now_ms, command, reason)
 
@@ -336,41 +334,11 @@ class Therapy:
         )
 
     def start_temp(self, now_ms, kind, value, duration_ms):
-        command = "temp basal"
-        if self.suspended_at is not None:
-            raise self._refuse(now_ms, command, "delivery is suspended; resume first")
-        self._check(
-            now_ms,
-            command,
-            check_temp,
-            kind,
-            value,
-            duration_ms,
-            self.profile(),
-            self.settings.max_basal_mu_per_h,
-        )
-        replaced = self.temp
-        self.temp = TempBasal(kind, value, now_ms, duration_ms)
-        fields = {"minutes": duration_ms // 60_000}
-        if kind == TEMP_PERCENT:
-            fields["percent"] = value
-        else:
-            fields["rate_mu_per_h"] = value
-        if replaced is not None:
-            fields["replaced"] = replaced.describe()
-        self.events.emit(now_ms, ev.TEMP_STARTED, **fields)
+        """Start (or replace) a temp basal (pump.core.schedule.start_temp)."""
+        schedule.start_temp(self, now_ms, kind, value, duration_ms)
 
     def cancel_temp(self, now_ms):
-        if self.temp is None:
-            raise self._refuse(now_ms, "cancel temp basal", "no temp basal is running")
-        temp = self.temp
-        self.temp = None
-        self.events.emit(
-            now_ms,
-            ev.TEMP_CANCELLED,
-            temp=temp.describe(),
-            ran_min=(now_ms - temp.start_ms) // 60_000,
-        )
+        schedule.cancel_temp(self, now_ms)
 
     def suspend(self, now_ms, reason="person"):
         """Stop all delivery; the app has already stopped the motor and reported it."""
@@ -408,7 +376,7 @@ class Therapy:
     def resume(self, now_ms):
         if self.suspended_at is None:
             raise self._refuse(now_ms, "resume", "delivery is not suspended")
-        self._interlock(now_ms, "resume", 0)
+        self._interlock(now_ms, "resume", 0, 0)
         self._account_missed(now_ms)
         missed_mu = self._missed_acc // MS_PER_H
         suspended_ms = now_ms - self.suspended_at
@@ -422,113 +390,20 @@ class Therapy:
             basal_not_given_mu=missed_mu,
         )
 
+    # ----- settings commands (pump.core.settings) -------------------------------------------
+
     def select_profile(self, now_ms, index):
-        s = self.settings
-        if type(index) is not int or not (0 <= index < len(s.profiles)):
-            raise self._refuse(now_ms, "select profile", "there is no profile %r" % (index,))
-        profile = s.profiles[index]
-        if profile.max_rate() > s.max_basal_mu_per_h:
-            raise self._refuse(now_ms, "select profile", "profile exceeds the max basal")
-        s.active_profile = index
-        self.events.emit(now_ms, ev.PROFILE_SELECTED, index=index, name=profile.name)
+        settings_mod.select_profile(self, now_ms, index)
 
     def save_profile(self, now_ms, index, name, segments):
         """Create or replace profile ``index`` (0..3) with (start slot, mU/h) segments."""
-        s = self.settings
-        if type(index) is not int or not (0 <= index < MAX_PROFILES):
-            raise self._refuse(
-                now_ms,
-                "save profile",
-                "profiles are numbered 1 to %d" % MAX_PROFILES,
-            )
-        if index > len(s.profiles):
-            raise self._refuse(now_ms, "save profile", "fill the profiles in order")
-        profile = self._check(
-            now_ms, "save profile", BasalProfile, name, segments, s.max_basal_mu_per_h
-        )
-        if index == len(s.profiles):
-            s.profiles.append(profile)
-        else:
-            s.profiles[index] = profile
-        self.events.emit(
-            now_ms,
-            ev.PROFILE_SAVED,
-            index=index,
-            name=name,
-            segments=len(segments),
-            daily_mu=profile.daily_total_mu(),
-        )
+        settings_mod.save_profile(self, now_ms, index, name, segments)
 
     def set_limits(self, now_ms, max_bolus_mu, max_basal_mu_per_h):
-        s = self.settings
-        command = "limits"
-        if type(max_bolus_mu) is not int or not (0 < max_bolus_mu <= bolus_mod.MAX_BOLUS_LIMIT_MU):
-            raise self._refuse(
-                now_ms,
-                command,
-                "max bolus must be above 0 and at most %s"
-                % fmt_units(bolus_mod.MAX_BOLUS_LIMIT_MU),
-            )
-        if max_bolus_mu % s.increment_mu:
-            raise self._refuse(
-                now_ms,
-                command,
-                "max bolus must be a multiple of the bolus increment",
-            )
-        if type(max_basal_mu_per_h) is not int or not (
-            0 < max_basal_mu_per_h <= MAX_BASAL_LIMIT_MU_H
-        ) or max_basal_mu_per_h % 10:
-            raise self._refuse(
-                now_ms,
-                command,
-                "max basal must be above 0 and at most %s in 0.01 U/h"
-                % fmt_rate(MAX_BASAL_LIMIT_MU_H),
-            )
-        for profile in s.profiles:
-            if profile.max_rate() > max_basal_mu_per_h:
-                raise self._refuse(
-                    now_ms,
-                    command,
-                    "profile %s has %s, above that max basal"
-                    % (profile.name, fmt_rate(profile.max_rate())),
-                )
-        if self.temp is not None and self.scheduled_rate(now_ms) > max_basal_mu_per_h:
-            raise self._refuse(now_ms, command, "the running temp basal is above that max basal")
-        s.max_bolus_mu = max_bolus_mu
-        s.max_basal_mu_per_h = max_basal_mu_per_h
-        self.events.emit(
-            now_ms,
-            ev.SETTINGS_CHANGED,
-            max_bolus_mu=max_bolus_mu,
-            max_basal_mu_per_h=max_basal_mu_per_h,
-        )
+        settings_mod.set_limits(self, now_ms, max_bolus_mu, max_basal_mu_per_h)
 
     def set_bolus_options(self, now_ms, increment_mu, speed_mu_per_min):
-        s = self.settings
-        command = "bolus options"
-        if increment_mu not in bolus_mod.INCREMENT_CHOICES_MU:
-            raise self._refuse(
-                now_ms,
-                command,
-                "bolus increment must be 0.01, 0.025, 0.05 or 0.1 U",
-            )
-        if s.max_bolus_mu % increment_mu:
-            raise self._refuse(now_ms, command, "the max bolus is not a multiple of that increment")
-        if type(speed_mu_per_min) is not int or not (
-            bolus_mod.SPEED_STANDARD_MU_MIN <= speed_mu_per_min <= bolus_mod.SPEED_QUICK_MU_MIN
-        ):
-            raise self._refuse(now_ms, command, "bolus speed must be 1.5 to 15 U/min")
-        if self.mech.steps_per_s_for_mu_per_min(speed_mu_per_min) > self.mech.max_step_rate:
-            raise self._refuse(now_ms, command, "this board's motor cannot run that fast")
-        s.increment_mu = increment_mu
-        s.bolus_speed_mu_per_min = speed_mu_per_min
-        self._bolus_sps = self._train_rate(speed_mu_per_min)
-        self.events.emit(
-            now_ms,
-            ev.SETTINGS_CHANGED,
-            increment_mu=increment_mu,
-            bolus_speed_mu_per_min=speed_mu_per_min,
-        )
+        settings_mod.set_bolus_options(self, now_ms, increment_mu, speed_mu_per_min)
 
     def set_clock(self, now_ms, ms_of_day):
         if type(ms_of_day) is not int or not (0 <= ms_of_day < DAY_MS):

@@ -15,18 +15,16 @@ in host tests: the fake flash of ``sim/hw/flashfs.py``). Write rules:
 
 from micropython import const
 
-from pump.core.records import (
-    LOG_RECORD_SIZE,
-    CorruptRecord,
-    decode_event,
-    encode_event,
-    settings_format,
-)
+from pump.core.crc import CorruptRecord
+from pump.core.logformat import EXTRA_CODE, LOG_RECORD_SIZE, decode_event, encode_event, merge
+from pump.core.records import decode_json_record, encode_json_record, settings_format
 from pump.core.state import CORRUPT, MISSING, OK, decode_checkpoint
 
 _ENOENT = const(2)
 _SEGMENTS = const(4)
 _SEGMENT_BYTES = const(16384)
+_RESET_MARK = "reset.rec"  # why the firmware reset the chip itself (read once at boot)
+_RESET_MAGIC = "PUMPRST"
 _NAME_DIGITS = const(6)  # ev000001.log: a segment a day for 2700 years
 
 
@@ -243,15 +241,18 @@ class EventStore:
                     bad = True
         return None
 
-    def append(self, t_ms, wall_s, etype, fields):
-        """Add one event to the log; return its sequence number. OSError on failure."""
-        seq = self.last_seq + 1
+    def append(self, t_ms, wall_s, etype, fields, seq=None):
+        """Add one event to the log (its records stay in one segment); return its sequence
+        number: ``seq``, the pump's own, or the next one. OSError on failure."""
+        if seq is None:
+            seq = self.last_seq + 1
         record = encode_event(seq, t_ms, wall_s, etype, fields)
-        if self._fresh or self._count >= self.per_segment or not self._numbers:
+        n = len(record) // LOG_RECORD_SIZE
+        if self._fresh or self._count + n > self.per_segment or not self._numbers:
             self._new_segment()
         with self.fs.open(self._name(self._numbers[-1]), "ab") as f:
             f.write(record)
-        self._count += 1
+        self._count += n
         self.last_seq = seq
         return seq
 
@@ -272,7 +273,7 @@ class EventStore:
         self._count = 0
         self._fresh = False
 
-    def _read_segment(self, number, newest_first):
+    def _records(self, number, newest_first):
         n = self._size(number) // LOG_RECORD_SIZE
         buf = bytearray(LOG_RECORD_SIZE)
         try:
@@ -293,6 +294,32 @@ class EventStore:
         finally:
             f.close()
 
+    def _read_segment(self, number, newest_first):
+        """The segment's events, each with the fields of its extra records."""
+        held = None  # oldest first: the event whose extra records may follow
+        chunks = []  # type: list[bytes]
+        chunk_seq = -1
+        for record in self._records(number, newest_first):
+            if record[3] == EXTRA_CODE:
+                if newest_first:
+                    if chunks and chunk_seq != record[0]:
+                        chunks = []  # extras whose first record is lost
+                    chunk_seq = record[0]
+                    chunks.insert(0, record[4])
+                elif held is not None and held[0] == record[0]:
+                    chunks.append(record[4])
+                continue
+            if newest_first:
+                yield merge(record, chunks if chunk_seq == record[0] else None)
+                chunks = []
+                continue
+            if held is not None:
+                yield merge(held, chunks)
+            held = record
+            chunks = []
+        if held is not None:
+            yield merge(held, chunks)
+
     def newest_first(self):
         """Iterate events (seq, t_ms, wall_s, type, fields), newest first."""
         for number in reversed(list(self._numbers)):
@@ -305,11 +332,14 @@ class EventStore:
                 if event[0] > seq:
                     yield event
 
-    def recent(self, n=50):
-        """The last ``n`` events, newest first (for the history screen)."""
+    def recent(self, n=50, before=None):
+        """The last ``n`` events, newest first (for the history screen); ``before``: only
+        those with a lower sequence number (the next page)."""
         out = []
         events = self.newest_first()
         for event in events:
+            if before is not None and event[0] >= before:
+                continue
             out.append(event)
             if len(out) >= n:
                 break
@@ -328,6 +358,28 @@ class Storage:
         self.settings = SettingsStore(fs, settings_fmt)
         self.checkpoint = CheckpointStore(fs)
         self.log = EventStore(fs, segments, segment_bytes)
+
+    def mark_reset(self, reason, error=None):
+        """Before the firmware resets the chip itself: say why, for the next boot (on the
+        rp2 port such a reset reads back as the watchdog's)."""
+        mark = encode_json_record(_RESET_MAGIC, 1, {"r": reason, "e": error})
+        write_atomic(self.fs, _RESET_MARK, mark)
+
+    def take_reset_mark(self):
+        """(reason, error) of a reset the firmware made itself, or None; used once."""
+        data = read_file(self.fs, _RESET_MARK)
+        if data is None:
+            return None
+        try:
+            self.fs.remove(_RESET_MARK)
+        except OSError:
+            pass
+        try:
+            mark = decode_json_record(data, _RESET_MAGIC, 1)[1]
+            reason, error = mark["r"], mark["e"]
+        except (CorruptRecord, KeyError):
+            return ("unknown", None)
+        return (str(reason), None if error is None else str(error))
 
     def boot(self):
         """Read what is on flash: (settings Loaded, checkpoint Loaded); opens the log."""
