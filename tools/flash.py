@@ -46,6 +46,7 @@ EXIT_FAILED = 1
 FLASHING = "flashing"
 RESET_PLANNED = "reset_planned"
 MANIFEST = "manifest.json"
+SETTINGS = "settings.rec"  # pump/hal/storage.py: the pump's settings on littlefs
 # Stay on littlefs: MicroPython runs boot.py and main.py only from the filesystem's root.
 ROOT_FILES = ("boot.py", "main.py", MANIFEST)
 # Where MicroPython's rp2 port imports from (sys.path less '.frozen'), relative to "/".
@@ -480,6 +481,10 @@ def flash(build_dir, port, target="auto", out=None, verify=True, wait_s=180.0):
         pico.reset()
     finally:
         pico.close()
+    if SETTINGS not in device_files:
+        out.write("flash: no settings on this Pico (new, or its filesystem was erased by a new "
+                  "MicroPython image): set it up (pumpctl setup, or the pump's keys), or "
+                  "pumpctl restore FILE from a backup\n")
     if not verify:
         return 0
     expected = hashlib.sha256(text).hexdigest()
