@@ -628,40 +628,37 @@ class Result:
             f.write("\n")
 
 
-class _RunTime(list):
-    """A list of what the firmware reports, its times moved from the firmware's clock (from
-    its last boot) to the run's (from the start, on across power cuts): ``offset`` is the
-    run time at which the firmware now running booted."""
-
-    def __init__(self, time_index):
-        list.__init__(self)
-        self.time_index = time_index
-        self.offset = 0
-
-    def append(self, item):
-        if self.offset:
-            item = list(item)
-            item[self.time_index] += self.offset
-            item = tuple(item)
-        list.append(self, item)
-
-
 def _follow_boots(sim):
-    """Stamp the run's time on events and deliveries, whichever boot of the firmware made
-    them: each boot after a power cut starts its clock at 0."""
-    events, deliveries = _RunTime(1), _RunTime(0)
-    events.extend(sim.events)
-    deliveries.extend(sim.deliveries)
-    sim.events, sim.deliveries = events, deliveries
-    sim.app.events.listener = events.append  # the running firmware's log reports here too
+    """Note where each boot of the firmware after a power cut starts in the event and
+    delivery lists, and when (each boot counts its time from 0); returns the list of
+    (first event, first delivery, run ms at the boot) that _run_time() applies."""
+    boots = []
     boot = sim._boot
 
     def boot_and_note():
-        # The new App's clock starts when it is built, now in the run's time.
-        events.offset = deliveries.offset = sim.now_ms()
+        # The new App's clock starts when it is built: now, in the run's time.
+        boots.append((len(sim.events), len(sim.deliveries), sim.now_ms()))
         boot()
 
     sim._boot = boot_and_note
+    return boots
+
+
+def _run_time(items, time_index, boots, list_index):
+    """``items`` with their times moved from the firmware's clock (from its last boot) to the
+    run's (from the start, on across power cuts)."""
+    out = []
+    starts = [(b[list_index], b[2]) for b in boots]
+    offset = 0
+    for i, item in enumerate(items):
+        while starts and starts[0][0] <= i:
+            offset = starts.pop(0)[1]
+        if offset:
+            item = list(item)
+            item[time_index] += offset
+            item = tuple(item)
+        out.append(item)
+    return out
 
 
 def _sample_series(sim, rows):
@@ -696,7 +693,7 @@ def run(scenario, progress=None):
         seed=scenario.plant_seed,
         flash=FlashFS() if cuts else None,  # a pump that is cut keeps its state on flash
     )
-    _follow_boots(sim)
+    boots = _follow_boots(sim)
     series = []
     _sample_series(sim, series)
     screenshots = []  # (name, pixels)
@@ -725,6 +722,8 @@ def run(scenario, progress=None):
         if progress is not None:
             progress(t, scenario.duration_ms)
     sim.settle()  # a train started before the end is recorded when it finishes
+    sim.events[:] = _run_time(sim.events, 1, boots, 0)
+    sim.deliveries[:] = _run_time(sim.deliveries, 0, boots, 1)
     result = Result(scenario, sim, time.perf_counter() - started)
     result.screens = screens
     result.screenshots = screenshots
