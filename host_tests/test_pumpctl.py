@@ -297,16 +297,13 @@ def test_settings_get_then_put_round_trips_with_nothing_to_send(sim, tmp_path):
     assert code == 0 and "already has these settings" in out, err
 
 
-def test_commands_the_pump_does_not_take_say_so_in_one_line(sim):
-    link = sim()
-    for argv in (["suspend"], ["resume"], ["cancel-bolus"], ["cancel-temp"],
-                 ["extended", "2", "--minutes", "60"],
-                 ["dual", "2", "--now", "50", "--minutes", "60"]):
-        code, _out, err = run(link, *argv)
-        if code == 0:
-            continue  # a firmware that has the command: done on the pump
-        assert err.count("\n") == 1, err
-        assert code in (pumpctl.EXIT_REFUSED, pumpctl.EXIT_NOT_CONFIRMED), err
+def test_profile_delete_checks_the_name_and_says_when_the_pump_cannot(sim):
+    link = sim(on_held=press_ok)
+    code, _out, err = run(link, "profile", "delete", "Nosuch")
+    assert code == pumpctl.EXIT_USAGE and "no profile 'Nosuch' on the pump" in err
+    code, _out, err = run(link, "profile", "delete", "Standard")
+    assert code == pumpctl.EXIT_USAGE and "the active one" in err
+    assert err.count("\n") == 1
 
 
 def test_history_into_a_pipe_closed_early_ends_quietly(sim):
