@@ -2,7 +2,12 @@
 
     pumpctl [--port PORT | --sim PTY] status | version | hash | history | settings get |
             settings put FILE.toml | setup [FILE.toml] | time sync | bolus U |
-            temp-basal ... | watch | backup FILE | restore FILE
+            extended U --minutes M | dual U --now P --minutes M | temp-basal ... |
+            suspend | resume | cancel-bolus | cancel-temp | profile delete NAME |
+            watch | backup FILE | restore FILE
+
+Amounts are typed and shown in U, rates in U/h, speeds in U/min; milliunits only go over
+the wire and into --csv and --json.
 
 Every change that touches therapy waits until the person confirms it on the pump
 (OK on its confirm screen, within 60 s). Exit codes: 0 done, 2 usage, 3 no device,
@@ -960,4 +965,3 @@ def console():
 
 if __name__ == "__main__":
     console()
-
