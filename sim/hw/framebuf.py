@@ -91,6 +91,32 @@ def font():
     return _font
 
 
+# Text columns: byte translation tables. _LOW[k]: a column shifted down k pixels, the part
+# in its own page; _HIGH[k]: the part in the next page; _MASKED[m]: bits kept by mask m.
+_LOW = [bytes(((v << k) & 0xFF) for v in range(256)) for k in range(8)]
+_HIGH = [bytes(((v << k) >> 8) for v in range(256)) for k in range(8)]
+_MASKED = {m: bytes(v & m for v in range(256)) for m in range(256)}
+_TEXT_CACHE = {}
+
+
+def _text_columns(s):
+    """The font columns of ``s``, 8 a character (anything outside 32..127 drawn as 127)."""
+    columns = _TEXT_CACHE.get(s)
+    if columns is None:
+        glyphs = font()
+        parts = []
+        for code in s.encode("utf-8"):
+            if code < _FONT_FIRST or code > 127:
+                code = 127
+            offset = (code - _FONT_FIRST) * 8
+            parts.append(bytes(glyphs[offset : offset + 8]))
+        columns = b"".join(parts)
+        if len(_TEXT_CACHE) > 4096:
+            _TEXT_CACHE.clear()
+        _TEXT_CACHE[s] = columns
+    return columns
+
+
 class FrameBuffer:
     """FrameBuffer(buffer, width, height, format, stride=width) over a writable buffer."""
 
@@ -180,7 +206,26 @@ class FrameBuffer:
         y_end = min(self._height, y + h)
         x = max(x, 0)
         y = max(y, 0)
-        self._fill_rect(x, y, x_end - x, y_end - y, 1 if c else 0)
+        if self._format != MONO_VLSB or x_end - x > 8:
+            self._fill_rect(x, y, x_end - x, y_end - y, 1 if c else 0)
+            return
+        # A narrow rectangle (scaled text draws with these), as _fill_rect does it.
+        buf = self._buf
+        stride = self._stride
+        while y < y_end:
+            page = y >> 3
+            top = y & 7
+            bottom = min(8, top + (y_end - y))
+            mask = ((1 << bottom) - 1) & ~((1 << top) - 1)
+            start = page * stride
+            if c:
+                for i in range(start + x, start + x_end):
+                    buf[i] |= mask
+            else:
+                keep = ~mask & 0xFF
+                for i in range(start + x, start + x_end):
+                    buf[i] &= keep
+            y = (page + 1) << 3
 
     def fill(self, c):
         self._fill_rect(0, 0, self._width, self._height, 1 if c else 0)
@@ -258,29 +303,40 @@ class FrameBuffer:
                 yy += 1
 
     def _text_vlsb(self, s, x, y, c):
-        # The same pixels as the pixel-by-pixel loop, a font column (8 pixels high) at a
-        # time: it lands on at most two pages of the buffer.
+        # The same pixels as the pixel-by-pixel loop, the string's font columns at once: a
+        # column (8 pixels high) lands on at most two pages of the buffer (the page of its
+        # top pixel and the next), a mask clipping the bottom of a partial last page. Each
+        # page's run of bytes is OR-ed (or cleared) in one big-integer operation.
         height = self._height
         if y <= -8 or y >= height:
             return
-        buf = self._buf
+        width = self._width
+        first = max(x, 0)
+        columns = _text_columns(s)
+        last = min(x + len(columns), width)
+        if first >= last:
+            return
+        columns = columns[first - x : last - x]
         stride = self._stride
         shift = y & 7
         page = y >> 3  # the page of the column's top pixel (-1 when y < 0)
-        # Rows of the buffer that exist: a mask clips the bottom of a partial last page.
         pages = (height + 7) >> 3
         last_mask = (1 << (height - ((pages - 1) << 3))) - 1
-        for xx, column in self._columns(s, x):
-            column <<= shift
-            for p, bits in ((page, column & 0xFF), (page + 1, column >> 8)):
-                if bits and 0 <= p < pages:
-                    if p == pages - 1:
-                        bits &= last_mask
-                    i = p * stride + xx
-                    if c:
-                        buf[i] |= bits
-                    else:
-                        buf[i] &= ~bits & 0xFF
+        for p, table in ((page, _LOW[shift]), (page + 1, _HIGH[shift])):
+            if not 0 <= p < pages:
+                continue
+            bits = columns.translate(table)
+            if p == pages - 1 and last_mask != 0xFF:
+                bits = bits.translate(_MASKED[last_mask])
+            start = p * stride + first
+            end = start + len(bits)
+            buf = self._buf
+            old = int.from_bytes(buf[start:end], "little")
+            ink = int.from_bytes(bits, "little")
+            if not ink:
+                continue
+            new = old | ink if c else old & ~ink
+            buf[start:end] = new.to_bytes(end - start, "little")
 
     def scroll(self, xstep, ystep):
         width = self._width
