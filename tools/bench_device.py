@@ -170,13 +170,18 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=os.path.join(ROOT, "docs", "bench", "device.md"))
     parser.add_argument("--images", default="stock,romfs")
+    parser.add_argument("--romfs", help="the ROMFS image (default: firmware-romfs.uf2 beside"
+                        " the stock one, or in ../shared/rig/)")
     args = parser.parse_args(argv)
     why = emu_rig.node_ready()
     stock = emu_rig.default_uf2()
     if why or not stock:
         print("bench_device: SKIPPED, %s" % (why or "no MicroPython .uf2 (PICO_UF2)"))
         return 0
-    images = {"stock": stock, "romfs": os.path.join(emu_rig.RIG_DIR, "firmware-romfs.uf2")}
+    romfs = args.romfs or os.path.join(os.path.dirname(stock), "firmware-romfs.uf2")
+    if not os.path.exists(romfs):
+        romfs = os.path.join(emu_rig.RIG_DIR, "firmware-romfs.uf2")
+    images = {"stock": stock, "romfs": romfs}
     results = []
     for name in args.images.split(","):
         if name not in images:

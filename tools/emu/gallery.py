@@ -34,7 +34,7 @@ def screen_names(path=GALLERY):
     return [a["screenshot"] for a in load(path) if "screenshot" in a]
 
 
-def walk(rig, on_screen, path=GALLERY, max_gap_ms=2000):
+def walk(rig, on_screen, path=GALLERY, max_gap_ms=1000):
     """Replay the gallery on ``rig``; returns the emulated milliseconds it took."""
     elapsed = 0  # emulated ms since the start, on the shortened schedule
     last_at = 0

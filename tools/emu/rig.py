@@ -130,9 +130,12 @@ class Rig:
         reason = node_ready()
         if reason:
             raise EmuError(reason)
-        self.uf2 = uf2 or default_uf2()
-        if not self.uf2 or not os.path.exists(self.uf2):
-            raise EmuError("no MicroPython image: set PICO_UF2=path/to/RPI_PICO.uf2")
+        self.uf2 = os.path.normpath(uf2 or default_uf2() or "")
+        if not os.path.isfile(self.uf2):
+            raise EmuError(
+                "no MicroPython image%s: set PICO_UF2=path/to/RPI_PICO.uf2"
+                % (" at " + self.uf2 if uf2 else "")
+            )
         self.bootrom = bootrom or os.path.join(os.path.dirname(self.uf2), "bootrom-b1.bin")
         if not os.path.exists(self.bootrom):
             self.bootrom = os.path.join(RIG_DIR, "bootrom-b1.bin")
@@ -638,6 +641,9 @@ def main(argv=None):
                     while rig._proc.poll() is None:  # no input (a pipe ended): run on
                         time.sleep(1)
                     break
+                if line.strip() == "help":
+                    print(HELP)
+                    continue
                 reply = rig.command(line)
                 if reply:
                     print(reply)
