@@ -402,3 +402,18 @@ def test_the_other_changes_are_refused_at_once_when_the_pump_would_refuse_them(r
     assert rig.app.suspend() is None
     answer = rig.last("suspend")
     assert answer.fields["code"] == p.E_REFUSED and "already suspended" in answer.fields["msg"]
+
+
+def test_history_pages_from_the_start_of_a_long_stored_log():
+    from sim.hw.flashfs import FlashFS
+
+    rig = LinkRig(flash=FlashFS())
+    app = rig.app
+    for i in range(450):  # more than any window of recent events
+        app.events.emit(app.now_ms(), "note", i=i)
+    rig.run(100)
+    first = rig.ask("history", 0, 5)
+    seqs = [int(a.fields["seq"]) for a in first[:-1]]
+    assert seqs == sorted(seqs) and len(seqs) == 5 and seqs[0] <= 2, seqs
+    later = rig.ask("history", 300, 3)
+    assert [int(a.fields["seq"]) for a in later[:-1]] == [301, 302, 303]

@@ -47,27 +47,28 @@ def _settings(link, seq, now):
     link._ok(seq, fields, now, "settings")
 
 
-def _events(link, since):
-    """Events after seq ``since``, oldest first, as (seq, t_ms, type, fields, wall_s)."""
+def _events(link, since, count):
+    """Up to ``count`` events after seq ``since``, oldest first, as (seq, t_ms, type,
+    fields, wall_s): only those are read (from flash, or the RAM ring)."""
     app = link.app
-    wanted = app.events.seq - since
-    if wanted <= 0:
+    if app.events.seq <= since:
         return []
-    wanted = wanted if wanted < _HISTORY_WINDOW else _HISTORY_WINDOW
     history = getattr(app, "history", None)
     if history is not None:
-        try:  # newest first, (seq, t_ms, wall_s, type, fields): flash or the RAM ring
-            rows = history(wanted)
-            return [(e[0], e[1], e[3], e[4], e[2]) for e in reversed(rows)]
-        except Exception:  # the stored log failed: the RAM ring still answers
+        try:  # the first ``count`` after ``since``, oldest first
+            rows = history(count, since=since)
+            return [(e[0], e[1], e[3], e[4], e[2]) for e in rows]
+        except Exception:  # the stored log failed (or an App without since): the RAM ring
             pass
+    wanted = app.events.seq - since
+    wanted = wanted if wanted < _HISTORY_WINDOW else _HISTORY_WINDOW
     return [(e[0], e[1], e[2], e[3], None) for e in app.events.recent(wanted)]
 
 
 def _history(link, seq, since, count, now):
     sent = 0
     last = since
-    for event in _events(link, since):
+    for event in _events(link, since, count):
         if event[0] <= since:
             continue
         if sent >= count:
