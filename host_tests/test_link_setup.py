@@ -253,3 +253,14 @@ def test_a_held_setup_applies_what_it_showed_even_if_more_is_staged_meanwhile():
     assert rig.last("setup_put", "max_bolus=7000").status == p.OK  # staged for a next one
     rig.sim.press("OK")
     assert rig.app.therapy.settings.max_bolus_mu == 5000
+
+
+def test_a_setup_of_a_pump_already_set_up_says_it_replaces_every_setting():
+    rig = LinkRig()  # set up and delivering
+    rig.last("setup", "2026-12-04T09:30:00")
+    assert "Replaces all" in rig.screen(), rig.screen()
+    assert rig.link.describe(rig.link.held).startswith("set up: Replaces all, 2026-12-04")
+    rig.sim.press("BACK")
+    new = LinkRig(flash=new_flash())
+    new.last("setup", "2026-12-04T09:30:00")
+    assert "Replaces all" not in new.screen()

@@ -62,7 +62,7 @@ def show(ui, link, change):
 def summary(app, change, draft=None):
     """The change on one line (for a host's prompt): 'bolus 2.50 U'."""
     title, lines = describe(app, change, draft)
-    return title[5:-1] + ": " + ", ".join(" ".join(line.split()) for line in lines)
+    return title[5:-1] + ": " + ", ".join(" ".join(line.lstrip("!").split()) for line in lines)
 
 
 def describe(app, change, draft=None):
@@ -121,7 +121,11 @@ def describe(app, change, draft=None):
     if command == "settings_put":
         return "USB: settings?", settings_lines(args, s.profiles)
     if command == "setup":
-        return "USB: set up?", setup_lines(change.settings, args)
+        lines = setup_lines(change.settings, args)
+        alarms = app.alarms
+        if alarms.find("set_up") is None and alarms.find("check_settings") is None:
+            lines.insert(0, "!Replaces all")  # a pump already set up: every setting goes
+        return "USB: set up?", lines
     return "USB: " + command + "?", [command]
 
 
