@@ -91,10 +91,14 @@ class HX711Device:
         sck_pin.add_listener(self._on_sck)
         self._sck_g = sck_pin._g
         self._dout_g = dout_pin._g
+        # Bound once: a write from a hard handler (heap locked on MicroPython) must not
+        # allocate a bound method.
+        self._sck_write_fn = self._sck_write
+        self._burst_fn = self._burst
         if not vclock.EXACT:
-            self._sck_g.fast_write = self._sck_write
+            self._sck_g.fast_write = self._sck_write_fn
             # The Pin object the driver holds calls the device directly (one call a write).
-            sck_pin.value = self._sck_write
+            sck_pin.value = self._sck_write_fn
         first = self.period_ns * (1 if settled else SETTLING_CONVERSIONS)
         self._schedule_ready(self._t0_ns + first)
 
@@ -175,7 +179,7 @@ class HX711Device:
             try:
                 type(self.sck_pin).value(self.sck_pin, x)  # the generic path
             finally:
-                g.fast_write = self._sck_write
+                g.fast_write = self._sck_write_fn
             return None
         g.latch = level
         if level == g.level:
@@ -240,12 +244,12 @@ class HX711Device:
 
     def _enter_burst(self, t_ns):
         self._burst_t = t_ns
-        self._sck_g.fast_write = self._burst
-        self.sck_pin.value = self._burst
+        self._sck_g.fast_write = self._burst_fn
+        self.sck_pin.value = self._burst_fn
 
     def _leave_burst(self):
-        self._sck_g.fast_write = self._sck_write
-        self.sck_pin.value = self._sck_write
+        self._sck_g.fast_write = self._sck_write_fn
+        self.sck_pin.value = self._sck_write_fn
 
     def _burst(self, x=None):
         g = self._sck_g
