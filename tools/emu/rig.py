@@ -621,8 +621,11 @@ def main(argv=None):
         return 3
     control = args.control or os.path.join(tempfile.mkdtemp(prefix="pump-emu-"), "control.sock")
     rig.serve_control(control)
-    if hold:
+    if hold:  # held at power-up, let go 2 s later (development mode wants them let go)
         rig.power_cycle(hold, off_ms=0)
+        rig.wait_ms(2000)
+        for key in hold:
+            rig.release(key)
     if args.line != "open":
         rig.set_line(args.line)
     print("emulated Pico: %s" % rig.uf2)
