@@ -229,7 +229,7 @@ def settings_value(key, text, setup=False):
     if key == "max_basal":
         return parse_mu(text, key, 10, MAX_BASAL_MU_PER_H, "/h")
     if key == "increment":
-        value = parse_decimal(text, key + " mU", 1, 100)
+        value = parse_mu(text, key, 1, 100)
         if value not in INCREMENT_CHOICES_MU:
             raise ArgError("increment must be 0.010, 0.025, 0.050 or 0.100 U, got %s" % fmt_u(
                 value))
