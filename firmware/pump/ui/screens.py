@@ -231,34 +231,19 @@ class Message(Screen):
 
 def bolus_run_ms(app, steps):
     """How long ``steps`` of bolus take at the set speed, with the line tests' pauses."""
-    therapy = app.therapy
-    mech = therapy.mech
-    rate = mech.steps_per_s_for_mu_per_min(therapy.settings.bolus_speed_mu_per_min)
-    if rate > mech.max_step_rate:
-        rate = mech.max_step_rate
+    rate = app.therapy.bolus_step_rate()
     run_ms = steps * 1000 // (rate if rate > 0 else 1)
     test = app.line_test
     if test is not None:
-        # A test every bolus_interval_ms of bolus time: it settles, pulls, watches, pushes.
-        pause = test.settle_ms + 2 * test.watch_ms
-        run_ms += (run_ms + test.bolus_interval_ms - 1) // test.bolus_interval_ms * pause
+        run_ms += test.bolus_wait_ms(app.now_ms(), run_ms)
     return run_ms
 
 
 def bolus_finish_ms(app, now):
-    """When the running bolus will be over (absolute ms): the App's own answer when it has
-    one, else its part now at the set speed plus the line tests' pauses, and its extended
-    part's end."""
-    own = getattr(app, "bolus_finish_ms", None)
-    if own is not None:
-        return own(now)
-    bolus = app.therapy.bolus
-    end = now + bolus_run_ms(app, bolus.immediate_remaining())
-    if bolus.ext_steps:
-        ext_end = bolus.start_ms + bolus.ext_duration_ms
-        if ext_end > end:
-            end = ext_end
-    return end
+    """When the running bolus will be over (absolute ms), line tests counted: the App's
+    own answer (its delivery side knows the test under way)."""
+    end = app.bolus_finish_ms(now)
+    return now if end is None else end
 
 
 class Home(Screen):
