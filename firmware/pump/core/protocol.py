@@ -11,6 +11,8 @@ This module only frames, checks and parses; it never acts on a command. The same
 module serves the host (``encode_request``, ``ResponseDecoder``).
 """
 
+from pump.core.crc import crc32  # noqa: F401  (the CRC a frame carries; binascii's when there)
+from pump.core.crc import crc32_bitwise as crc32_pure  # noqa: F401  (without binascii)
 from pump.core.protocol_args import (  # noqa: F401  (the protocol's names, in one place)
     COMMANDS,
     HISTORY_DEFAULT_COUNT,
@@ -53,50 +55,6 @@ E_BUSY = "busy"  # another change already waits for confirmation on the pump
 E_CANNOT_CONFIRM = "cannot_confirm"  # no screen to confirm on: the change is not held
 E_UNKNOWN_ID = "unknown_id"  # confirm_status for an id the pump does not know (any more)
 E_REFUSED = "refused"  # the pump would refuse the change: said at once, nothing held
-
-
-
-# ----- CRC32 --------------------------------------------------------------------------------
-
-
-def _make_crc_table():
-    table = []
-    for n in range(256):
-        c = n
-        for _ in range(8):
-            c = (c >> 1) ^ 0xEDB88320 if c & 1 else c >> 1
-        table.append(c)
-    return table
-
-
-_CRC_TABLE = None
-
-
-def crc32_pure(data, crc=0):
-    """CRC32 (reflected, polynomial 0xEDB88320) in Python, for ports without binascii.crc32."""
-    global _CRC_TABLE
-    if _CRC_TABLE is None:
-        _CRC_TABLE = _make_crc_table()
-    table = _CRC_TABLE
-    crc ^= 0xFFFFFFFF
-    for byte in data:
-        crc = table[(crc ^ byte) & 0xFF] ^ (crc >> 8)
-    return crc ^ 0xFFFFFFFF
-
-
-try:
-    import binascii
-
-    _crc32_native = binascii.crc32
-except (ImportError, AttributeError):  # a port built without it
-    _crc32_native = None  # type: ignore[assignment]
-
-
-def crc32(data):
-    """CRC32 of ``data`` (bytes) as an unsigned integer."""
-    if _crc32_native is not None:
-        return _crc32_native(data) & 0xFFFFFFFF
-    return crc32_pure(data)
 
 
 def _hex8(value):
