@@ -356,6 +356,12 @@ class App:
     def save_profile(self, index, name, segments):
         return self.gate.run(self.therapy.save_profile, index, name, segments)
 
+    def delete_profile(self, index):
+        """Remove basal profile ``index`` (not the active one); those after it move up."""
+        from pump.core.settings import delete_profile
+
+        return self.gate.run(lambda now, i: delete_profile(self.therapy, now, i), index)
+
     def set_limits(self, max_bolus_mu, max_basal_mu_per_h):
         return self.gate.run(self.gate.set_limits, max_bolus_mu, max_basal_mu_per_h)
 

@@ -76,6 +76,22 @@ def save_profile(therapy, now_ms, index, name, segments):
         daily_mu=profile.daily_total_mu(),
     )
 
+def delete_profile(therapy, now_ms, index):
+    """Remove profile ``index``; the ones after it move up. The active one stays (and with
+    it the last one left)."""
+    s = therapy.settings
+    command = "delete profile"
+    if type(index) is not int or not (0 <= index < len(s.profiles)):
+        raise therapy.refuse(now_ms, command, "there is no profile %r" % (index,))
+    name = s.profiles[index].name
+    if index == s.active_profile:
+        raise therapy.refuse(now_ms, command, "profile %s is the active one: select another "
+                             "first" % name)
+    s.profiles.pop(index)
+    if s.active_profile > index:
+        s.active_profile -= 1
+    therapy.events.emit(now_ms, ev.SETTINGS_CHANGED, profile_deleted=name, index=index)
+
 def set_limits(therapy, now_ms, max_bolus_mu, max_basal_mu_per_h):
     s = therapy.settings
     command = "limits"
