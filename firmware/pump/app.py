@@ -36,6 +36,18 @@ _DELIVERY_TASK = "delivery"  # reports when no train on the motor is overdue
 _SAFETY_TASK = "safety"  # reports when the monitors ran to the end
 
 
+def _unload(*names):
+    """Forget modules used only at boot, so that the collector frees their code."""
+    import sys
+
+    for name in names:
+        sys.modules.pop(name, None)
+        package, _, leaf = name.rpartition(".")
+        parent = sys.modules.get(package)
+        if parent is not None and leaf in parent.__dict__:
+            delattr(parent, leaf)
+
+
 class App:
     # main.py sets this when `make flash` marked the reset that started this boot: a
     # deliberate reset, not the "pump restarted" alarm of a real watchdog reset.
@@ -83,14 +95,11 @@ class App:
         self.running = False
         self.health = TaskMonitor()
         self.watchdog = board.watchdog
-        self.battery = self.supervisor.battery
-        self.battery_monitor = self.supervisor.battery_monitor
+        self.battery, self.battery_monitor = board.battery, self.supervisor.battery_monitor
         self.self_test_failures = []
-        self.panel = Panel(self, board)
-        self.buttons = self.panel.buttons
-        self.keypad = self.panel.keypad
-        self.display = self.panel.display
-        self.ui = self.panel.ui
+        panel = self.panel = Panel(self, board)
+        self.ui, self.buttons, self.keypad, self.display = (panel.ui, panel.buttons,
+                                                            panel.keypad, panel.display)
         self.link = None  # the serial protocol (pump/link.py), on a board with a port
         if getattr(board, "serial", None) is not None:
             from pump.link import Link
@@ -178,6 +187,7 @@ class App:
             dog.feed_if(True)
         self.persist(now)
         self.supervisor.update_sound(now)
+        _unload("pump.selfcheck", "pump.core.selftest", "pump.resets")  # boot only: free their code
 
     def self_test(self):
         """The power-on self-test (pump.selfcheck): the failures as (code, message)."""
@@ -276,8 +286,9 @@ class App:
         if self.battery_monitor is not None:
             wake = earliest(wake, now + self.battery_monitor.ms_until_due(now))
         wake = earliest(wake, supervisor.sound_wake_ms)
-        if self.keypad is not None:
-            wake = earliest(wake, self.keypad.next_poll_ms(now))
+        keypad = self.panel.keypad
+        if keypad is not None:
+            wake = earliest(wake, keypad.next_poll_ms(now))
         if self.link is not None:
             wake = earliest(wake, self.link.next_wake_ms())
         return earliest(wake, self.panel.next_wake_ms(now))
