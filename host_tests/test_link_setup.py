@@ -264,3 +264,21 @@ def test_a_setup_of_a_pump_already_set_up_says_it_replaces_every_setting():
     new = LinkRig(flash=new_flash())
     new.last("setup", "2026-12-04T09:30:00")
     assert "Replaces all" not in new.screen()
+
+
+def test_pumpctl_profile_delete_removes_a_profile_on_one_ok_and_not_the_active_one(sim):
+    seen, on_held = screens_seen(None)
+    link = sim(on_held=on_held)
+    app = link.sim.app
+    link.call(lambda lk: lk.sim.app.save_profile(1, "Sport", [(0, 500)]))
+    link.call(lambda lk: lk.sim.app.save_profile(2, "Night", [(0, 600)]))
+    code, _out, err = run(link, "profile", "delete", "Sport")
+    assert code == 0, err
+    assert "USB: delete?" in seen[-1][0] and "Sport" in seen[-1][0] and "12.00 U/day" in seen[-1][0]
+    assert [p.name for p in app.therapy.settings.profiles] == ["Standard", "Night"]
+    link.stop()
+    answer = LinkRig()
+    refused = answer.last("profile_delete", 0)
+    assert refused.fields["code"] == p.E_REFUSED and "active one" in refused.fields["msg"]
+    missing = answer.last("profile_delete", 3)
+    assert missing.fields["code"] == p.E_REFUSED and "no profile 3" in missing.fields["msg"]

@@ -33,6 +33,14 @@ def check(link, change, now):
         return "no bolus is running" if therapy.bolus is None else None
     if command == "cancel_temp":
         return "no temp basal is running" if therapy.temp is None else None
+    if command == "profile_delete":
+        s = therapy.settings
+        index = args[0]
+        if index >= len(s.profiles):
+            return "there is no profile %d" % index
+        if index == s.active_profile:
+            return "profile %s is the active one: select another first" % s.profiles[index].name
+        return None
     if command == "temp":
         if therapy.suspended_at is not None:
             return "delivery is suspended; resume first"
@@ -103,6 +111,8 @@ def apply(link, change, now):
         return app.cancel_bolus()
     if command == "cancel_temp":
         return app.cancel_temp()
+    if command == "profile_delete":
+        return app.delete_profile(args[0])
     if command == "temp":
         kind = TEMP_PERCENT if args[0] == "percent" else TEMP_ABSOLUTE
         return app.temp_basal(kind, args[1], args[2] * 60_000)

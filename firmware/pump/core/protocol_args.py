@@ -271,6 +271,12 @@ def _pairs(args, usage, setup):
     return values
 
 
+def _profile_args(args):
+    if len(args) != 1:
+        raise ArgError("usage: profile_delete <index>")
+    return (parse_decimal(args[0], "profile index", 0, MAX_PROFILES - 1),)
+
+
 def _settings_args(args):
     return _pairs(args, "usage: settings_put <key>=<value> ...", False)
 
@@ -300,4 +306,5 @@ COMMANDS = {
     "resume": (True, no_args),
     "cancel_bolus": (True, no_args),
     "cancel_temp": (True, no_args),
+    "profile_delete": (True, _profile_args),
 }

@@ -107,6 +107,14 @@ def describe(app, change, draft=None):
         temp = therapy.temp
         return "USB: end temp?", ["Stop the temp", "basal " + (
             temp.describe() if temp is not None else "")]
+    if command == "profile_delete":
+        profiles = therapy.settings.profiles
+        profile = profiles[args[0]] if args[0] < len(profiles) else None
+        lines = ["Delete profile"]
+        if profile is not None:
+            lines.append("  " + profile.name[: text.COLUMNS - 2])
+            lines.append("  " + text.units_u(profile.daily_total_mu()) + "/day")
+        return "USB: delete?", lines
     if command == "temp":
         if args[0] == "percent":
             shown = text.percent(args[1])
