@@ -76,10 +76,10 @@ def test_basal_handler_catches_up_a_long_delay_without_allocating():
         """
 print("refused=%r" % app.temp_basal(TEMP_ABSOLUTE, 15000, 60 * 60_000))
 clock.run_until(clock.now_ns + 1)  # let the start settle
-ok_small = locked(app._on_basal_timer, None)
+ok_small = locked(app.delivery.on_basal_timer, None)
 # Ten minutes with no interrupt (as if delayed), then one late call.
 clock._set_now(clock.now_ns + 10 * 60_000 * 1_000_000)
-ok_late = locked(app._on_basal_timer, None)
+ok_late = locked(app.delivery.on_basal_timer, None)
 print("ok_small=%r" % ok_small)
 print("ok_late=%r" % ok_late)
 print("due=%d" % app.therapy.ticker.due)

@@ -124,10 +124,6 @@ class App:
     def _train(self):
         return self.delivery.train
 
-    @property
-    def _on_basal_timer(self):
-        return self.delivery.on_basal_timer
-
     # ----- interrupts and time -----------------------------------------------------------
 
     def _on_wake_timer(self, _timer):
