@@ -166,7 +166,7 @@ def test_temp_basal_set_then_cancel():
     assert rig.shows("Basal  0.80 U/h"), rig.dump()
 
 
-def test_profile_edited_segment_by_segment_then_selected():
+def test_profile_edited_segment_by_segment_then_selected_and_the_other_deleted():
     rig = Rig()
     rig.press(OK)
     rig.enter(DOWN, 4)  # 'Basal profiles'
@@ -203,6 +203,17 @@ def test_profile_edited_segment_by_segment_then_selected():
     assert rig.app.therapy.settings.active_profile == 1
     assert [f["index"] for _t, _e, f in rig.events(ev.PROFILE_SELECTED)] == [1]
     assert rig.shows("Basal  1.00"), rig.dump()  # 08:00 falls in the 07:00 segment
+    rig.press(OK)
+    rig.enter(DOWN, 4)
+    rig.press(OK)  # 'Basal profiles'
+    rig.press(OK)  # ' Standard', no longer the active one
+    assert rig.shows("Delete"), rig.dump()
+    rig.enter(DOWN, 2)  # 'Delete'
+    rig.press(OK)
+    assert rig.screen() == "confirm delete" and rig.shows("Standard"), rig.dump()
+    rig.press(OK)
+    s = rig.app.therapy.settings
+    assert [p.name for p in s.profiles] == ["Profile 2"] and s.active_profile == 0
 
 
 def test_suspend_and_resume():

@@ -1,4 +1,4 @@
-"""Basal profiles: the list, activating one, editing one segment by segment."""
+"""Basal profiles: the list, activating, deleting and editing one segment by segment."""
 
 from pump.core import schedule
 from pump.ui import text
@@ -27,6 +27,8 @@ def _profile_actions(index):
         items = [("Edit", lambda ui: edit_profile(ui, index))]
         if index < len(s.profiles):
             items.insert(0, ("Activate", lambda ui: offer_select_profile(ui, index)))
+            if index != s.active_profile:
+                items.append(("Delete", lambda ui: offer_delete_profile(ui, index)))
         ui.push(Menu("profile", "Profile %d" % (index + 1), items))
 
     return open_profile
@@ -40,6 +42,16 @@ def offer_select_profile(ui, index):
 
     lines = ["Use profile", profile.name, text.units_u(profile.daily_total_mu()) + "/day"]
     ui.push(Confirm("confirm profile", "Activate", lines, select))
+
+
+def offer_delete_profile(ui, index):
+    profile = _settings(ui).profiles[index]
+
+    def delete(ui):
+        return ui.app.delete_profile(index)
+
+    lines = ["Delete profile", profile.name, text.units_u(profile.daily_total_mu()) + "/day"]
+    ui.push(Confirm("confirm delete", "Delete", lines, delete))
 
 
 def _rate_label(segment):
