@@ -275,3 +275,20 @@ def test_insulin_on_board_gets_its_true_age_back_when_the_time_is_set():
     reference.run_until(sim.now_ms())
     expected = reference.app.therapy.iob.iob_mu(reference.app.now_ms())
     assert abs(later - expected) <= 20
+
+
+def test_history_over_the_serial_link_reaches_back_past_a_reboot():
+    from test_link_rig import LinkRig
+
+    rig = LinkRig(display=False, flash=FlashFS(), start_ms_of_day=8 * HOUR)
+    rig.sim.clock_backup = True
+    rig.run(2 * MIN)
+    rig.sim.power_loss(MIN)
+    rig.run(MIN)
+    answers = rig.ask("history", 0, 50)
+    seqs = [int(a.fields["seq"]) for a in answers[:-1]]
+    types = [a.fields["type"] for a in answers[:-1]]
+    assert types.count(ev.BOOT) == 2  # the boot before the cut, from flash, and this one
+    assert seqs == list(range(1, len(seqs) + 1))
+    page = rig.ask("history", 8, 5)
+    assert [int(a.fields["seq"]) for a in page[:-1]] == [9, 10, 11, 12, 13]
