@@ -131,26 +131,70 @@ def test_stock_image_flash_lock_stale_file_and_a_cut_flash():
 
 
 def test_romfs_image_flash_deploys_the_modules_to_rom_and_clears_a_shadowing_pump():
-    """Erased flash, ROMFS image: make flash puts pump/ and board.mpy in /rom and verifies;
-    a pump/ left on littlefs (it would shadow /rom/pump) is removed by the next flash,
-    which finds ROMFS already holding the image."""
+    """Erased flash, ROMFS image: make flash puts pump/ and board.mpy in /rom and verifies.
+    A whole pump/ left on littlefs (an earlier flash's; it is imported before /rom/pump)
+    fails the self-test at the next power-up; the next flash removes it, finding ROMFS
+    already holding the image."""
     uf2 = romfs_uf2()
     if uf2 is None:
         pytest.skip("no ROMFS image (firmware-romfs.uf2 beside the stock one, or PICO_UF2_ROMFS)")
     rig = devicekit.emu_rig.Rig(uf2)
     try:
-        code, out = make_flash(rig, build_once())
+        build = build_once()
+        code, out = make_flash(rig, build)
         assert code == 0, out[-2000:]
         assert "to romfs" in out and "ROMFS deployed" in out and "firmware verified" in out
 
         development_mode(rig)
-        plant(rig, "pump/core/units.mpy", b"M\x06old units")
-        code, out = tool_flash(rig, build_once())
+        stale = []
+        for folder, _dirs, names in os.walk(os.path.join(build, "pump")):
+            for name in names:
+                path = os.path.join(folder, name)
+                stale.append((os.path.relpath(path, build), open(path, "rb").read()))
+        plant_all(rig, stale)
+        rig.power_cycle(off_ms=500)  # locked mode: the firmware runs from the littlefs copy
+        pump = devicekit.Pump(rig)
+        answer = pump.wait_for(lambda: hash_fields(rig), 60_000, 5000)
+        assert answer and answer.get("files_ok") == "0" and answer.get("unexpected") == "1", answer
+        assert "self_test" in pump.alarms()
+
+        development_mode(rig)
+        code, out = tool_flash(rig, build)
         assert code == 0, out[-2000:]
-        assert "remove pump/core/units.mpy" in out
+        assert "remove pump/app.mpy" in out and "%d to remove" % len(stale) in out
         assert "ROMFS already holds this image" in out and "firmware verified" in out
     finally:
         rig.close()
+
+
+def hash_fields(rig):
+    """The pump's answer to `hash` as a dict, or None while it does not answer."""
+    proc = subprocess.run([sys.executable, devicekit.PUMPCTL, "--port", rig.port, "--timeout", "30",
+                           "hash"],
+                          capture_output=True, text=True, timeout=120)
+    if proc.returncode != 0:
+        return None
+    fields = {}
+    for line in proc.stdout.splitlines():  # "key  value" per line
+        parts = line.split(None, 1)
+        if len(parts) == 2:
+            fields[parts[0]] = parts[1].strip()
+    return fields
+
+
+def plant_all(rig, files):
+    if TOOLS not in sys.path:
+        sys.path.insert(0, TOOLS)
+    import flash
+
+    pico = flash.Pico(rig.port, io.StringIO())
+    pico.open(soft_reset=False)
+    try:
+        pico.stop_watchdog()
+        for rel, data in files:
+            pico.write(rel, data)
+    finally:
+        pico.close()
 
 
 _BUILD = []
