@@ -7,7 +7,7 @@ from pump.core import alarms as al
 from pump.core import events as ev
 from pump.core import keys
 
-_DISPLAY_RETRY_MS = 30_000  # a display that stopped answering is tried again this often
+DISPLAY_RETRY_MS = 30_000  # a display that stopped answering is tried again this often
 
 
 class Panel:
@@ -102,7 +102,7 @@ class Panel:
             if retry is None or now < retry:
                 return
             if not self.init_display():
-                self.retry_ms = now + _DISPLAY_RETRY_MS
+                self.retry_ms = now + DISPLAY_RETRY_MS
                 return
             app.events.emit(now, ev.DISPLAY_BACK)
             app.alarms.clear(now, al.DISPLAY)
@@ -117,6 +117,6 @@ class Panel:
         except OSError:
             self._frame_unsent = False
             self.display_ok = False
-            self.retry_ms = now + _DISPLAY_RETRY_MS
+            self.retry_ms = now + DISPLAY_RETRY_MS
             app.events.emit(now, ev.DISPLAY_LOST)
             app.alarms.raise_alarm(now, al.DISPLAY)

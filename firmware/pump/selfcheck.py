@@ -5,6 +5,7 @@ Imported at boot only: the code is not kept resident for the rest of the day.
 
 from pump.core import events as ev
 from pump.core import selftest
+from pump.panel import DISPLAY_RETRY_MS
 
 _LOAD_CELL_READS = 4  # readings at rest the self-test judges
 _SELF_TEST_POLL_MS = 10  # how often the self-test looks for the load cell's next sample
@@ -20,7 +21,7 @@ def run(app, board):
     if panel.display is not None:
         readings.display_found = panel.init_display()
         if not panel.display_ok:
-            panel.retry_ms = app.now_ms() + 30_000
+            panel.retry_ms = app.now_ms() + DISPLAY_RETRY_MS
     if board.force_sensor is not None:
         _read_load_cell_at_rest(app, board.force_sensor, readings)
     buzzer = board.buzzer
