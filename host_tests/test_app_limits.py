@@ -131,3 +131,17 @@ def test_the_max_per_hour_is_never_below_the_max_basal():
     assert app.therapy.settings.max_basal_mu_per_h == 3_000
     refused = [f for _s, _t, e, f in sim.events if e == ev.REFUSED]
     assert len(refused) == 2
+
+
+def test_the_hour_limit_survives_a_power_cut_that_loses_the_clock():
+    sim = on_flash(limit_settings())
+    sim.clock_backup = False  # the time in between is unknown: all of it counts as recent
+    sim.at(MIN, lambda app: app.bolus(bolus_mod.NORMAL, 10_000))
+    sim.run_until(10 * MIN)
+    sim.power_loss(MIN)
+    app = sim.app
+    assert app.set_time_of_day(8 * HOUR + sim.now_ms()) is None
+    answer = app.bolus(bolus_mod.NORMAL, 10_000)
+    assert answer is not None and "limit" in answer
+    sim.run_until(25 * MIN)
+    assert max_rolling_hour_mu(sim, sim.mechanics) <= 12_000
