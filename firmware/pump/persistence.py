@@ -349,6 +349,8 @@ class Persistence:
             c.suspended = True
             c.suspend_reason = therapy.suspend_reason
             c.suspended_wall_s = wall
+        if wall is not None:  # boluses past insulin on board's window: no longer needed
+            self.recent = [b for b in self.recent if wall - b[0] < st.IOB_WINDOW_S]
         c.recent_boluses = list(self.recent)
         c.limits = app.supervisor.monitor.snapshot(now)
         try:
