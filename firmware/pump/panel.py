@@ -3,6 +3,8 @@
 Main loop only, apart from the key-edge interrupt, which only sets a flag.
 """
 
+import gc
+
 from pump.core import alarms as al
 from pump.core import events as ev
 from pump.core import keys
@@ -96,6 +98,11 @@ class Panel:
         ui = self.ui
         if ui is None:
             return
+        if ui.collect_due:
+            # The workflow modules let go on the way home give their RAM back now, in the
+            # main loop (never deep in a key handler).
+            ui.collect_due = False
+            gc.collect()
         app = self._app
         if not self.display_ok:
             retry = self.retry_ms

@@ -15,6 +15,7 @@ from pump.core import alarms as al
 from pump.core import battery as bat
 from pump.core import events as ev
 from pump.core import reservoir as res
+from pump.core.errors import fmt_units
 from pump.core.occlusion import OCCLUDED
 from pump.core.safety import DeliveryMonitor
 
@@ -127,7 +128,7 @@ class Supervisor:
         if not reservoir.in_use():
             return "finish the reservoir change first"
         if mu > reservoir.remaining_mu():
-            return "only %d mU left in the reservoir" % reservoir.remaining_mu()
+            return "only %s left in the reservoir" % fmt_units(reservoir.remaining_mu())
         monitor = self.monitor
         hour_left = monitor.max_hour_mu - monitor.hour_mu(now)
         day_left = monitor.max_day_mu - monitor.day_mu(now)
@@ -135,7 +136,8 @@ class Supervisor:
             alarms.raise_alarm(now, al.OVER_LIMIT_REQUEST, requested_mu=mu)
             alarms.clear(now, al.OVER_LIMIT_REQUEST)
             left = hour_left if hour_left < day_left else day_left
-            return "above the insulin limit per hour or day: %d mU allowed now" % max(left, 0)
+            allowed = fmt_units(max(left, 0))
+            return "above the insulin limit per hour or day: %s allowed now" % allowed
         return None
 
     # ----- the line: force on the plunger -----------------------------------------------
