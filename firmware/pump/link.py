@@ -148,7 +148,8 @@ class Link:
             now, ev.REMOTE_REQUEST, req_seq=seq, command=command, outcome=outcome, code=code
         )
 
-    def _ok(self, seq, fields, now, command):
+    def answer_ok(self, seq, fields, now, command):
+        """Send an ok answer with its fields and record the request (the listings use it too)."""
         self._send(p.encode_response(seq, p.OK, fields), now, command, p.OK, None, seq)
 
     def _err(self, seq, code, message, now, command):
@@ -162,11 +163,11 @@ class Link:
         if command == p.HELLO or command == "version":
             if command == p.HELLO:
                 self.draft = None  # a new session stages its own setup
-            self._ok(req.seq, self.version_fields(), now, command)
+            self.answer_ok(req.seq, self.version_fields(), now, command)
         elif command == "setup_put":
             self._stage(req, now)
         elif command == "status":
-            self._ok(req.seq, self.status_fields(now), now, command)
+            self.answer_ok(req.seq, self.status_fields(now), now, command)
         elif command == "settings" or command == "history" or command == "hash":
             from pump import link_read  # listings: loaded for the answer, let go after
 
@@ -227,7 +228,7 @@ class Link:
             fields.append(("expires_in_ms", change.expires_ms - now))
         if change.reason is not None:
             fields.append(("reason", change.reason))
-        self._ok(seq, fields, now, "confirm_status")
+        self.answer_ok(seq, fields, now, "confirm_status")
 
     def describe(self, change):
         """What ``change`` would do, on one line in a person's units (a host's prompt)."""
@@ -263,7 +264,7 @@ class Link:
                     return
             draft[key] = value
         self.draft = draft
-        self._ok(req.seq, (("staged", len(draft)),), now, "setup_put")
+        self.answer_ok(req.seq, (("staged", len(draft)),), now, "setup_put")
 
     # ----- therapy changes: held for the person ---------------------------------------
 

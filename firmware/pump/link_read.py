@@ -18,7 +18,7 @@ def answer(link, req, now):
     elif command == "history":
         _history(link, req.seq, req.args[0], req.args[1], now)
     else:
-        link._ok(req.seq, hash_fields(link), now, command)
+        link.answer_ok(req.seq, hash_fields(link), now, command)
 
 
 def _settings(link, seq, now):
@@ -44,7 +44,7 @@ def _settings(link, seq, now):
         ("low_reservoir", s.low_reservoir_mu),
         ("auto_off_h", s.auto_off_h),
     )
-    link._ok(seq, fields, now, "settings")
+    link.answer_ok(seq, fields, now, "settings")
 
 
 def _events(link, since, count):
@@ -76,7 +76,7 @@ def _history(link, seq, since, count, now):
         link.port.write(_event_line(seq, event))
         sent += 1
         last = event[0]
-    link._ok(seq, (("count", sent), ("last_seq", last)), now, "history")
+    link.answer_ok(seq, (("count", sent), ("last_seq", last)), now, "history")
 
 
 def hash_fields(link):
