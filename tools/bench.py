@@ -144,7 +144,7 @@ def month_scenario(days=30):
 TARGETS_S = {"basal 1 U/h": 1.0, "basal 5 U/h": 3.0, "month": 30.0}
 
 
-def cohort_speed(jobs_n=8, hours=2):
+def cohort_speed(jobs_n=8, hours=12):
     """Throughput of the cohort runner: the same jobs on 1 process and on 2."""
     import cohort
 
