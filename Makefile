@@ -30,9 +30,10 @@ FIRMWARE_PY := $(filter-out $(FREEZE_PY),$(shell find firmware -name '*.py' 2>/d
 BOARDS_PY   := $(shell find boards -name '*.py' 2>/dev/null | LC_ALL=C sort)
 TOOLS_PY    := $(shell find tools -name '*.py' 2>/dev/null | LC_ALL=C sort)
 LINT_DIRS   := $(wildcard firmware boards sim host_tests tools)
-# MicroPython runs boot.py and main.py only as source; everything else is
+# MicroPython runs boot.py and main.py only as source; bootcheck.py (main.py's
+# check of the image, imported and let go) stays source too; everything else is
 # precompiled to .mpy.
-ENTRY_PY    := $(wildcard firmware/boot.py firmware/main.py)
+ENTRY_PY    := $(wildcard firmware/boot.py firmware/main.py firmware/bootcheck.py)
 MODULES_PY  := $(filter-out $(ENTRY_PY),$(FIRMWARE_PY))
 BOARD_FILE  := boards/$(BOARD).py
 
@@ -109,7 +110,7 @@ endif
 
 # --- firmware image ----------------------------------------------------------
 
-# build/ holds the image: boot.py and main.py (source), pump/**.mpy, board.mpy
+# build/ holds the image: boot.py, main.py, bootcheck.py (source), pump/**.mpy, board.mpy
 # (from boards/$(BOARD).py) and manifest.json (sha256 of each file). make flash
 # writes build/device-manifest.json, the same with the modules' paths as deployed.
 # Rebuilt from scratch each time so no stale module can slip into the image.

@@ -4,8 +4,9 @@
 #     include("$(PORT_DIR)/boards/manifest.py")
 #     include("/path/to/this/repository/firmware/manifest.py")
 # then in ports/rp2: make BOARD=RPI_PICO FROZEN_MANIFEST=/path/to/that/manifest.py
-# boot.py, main.py and the board file (as board.py or board.mpy) stay on the filesystem.
-# The version is pump.VERSION (firmware/pump/__init__.py); host_tests/test_build.py
+# boot.py, main.py, bootcheck.py and the board file (board.py or board.mpy) stay on the
+# filesystem.
+# The version is pump.VERSION (firmware/pump/__init__.py); host_tests/test_flash.py
 # checks that the two agree.
 # ruff: noqa: F821  (metadata and package are defined by MicroPython's manifest reader)
 

@@ -303,7 +303,7 @@ def test_file_lists_are_empty_for_missing_folders(tmp_path: Path) -> None:
 
 
 def test_make_build_writes_the_image_and_a_manifest_of_every_file(tmp_path: Path) -> None:
-    """`make build`: boot.py and main.py as source, every other firmware module as .mpy,
+    """`make build`: boot.py, main.py and bootcheck.py as source, every other module as .mpy,
     the board as board.mpy, nothing of firmware/manifest.py (read only when freezing), and
     manifest.json with the sha256 of each file, itself excluded."""
     import hashlib
@@ -322,7 +322,7 @@ def test_make_build_writes_the_image_and_a_manifest_of_every_file(tmp_path: Path
     modules = sorted(p.relative_to(FIRMWARE / "pump").with_suffix(".mpy").as_posix()
                      for p in (FIRMWARE / "pump").rglob("*.py") if "__pycache__" not in p.parts)
     assert sorted(n[5:] for n in files if n.startswith("pump/")) == modules
-    assert {"boot.py", "main.py", "board.mpy"} <= set(files)
+    assert {"boot.py", "main.py", "bootcheck.py", "board.mpy"} <= set(files)
     assert "manifest.mpy" not in files and "manifest.py" not in files
     assert (out / "main.py").read_bytes() == (FIRMWARE / "main.py").read_bytes()
     assert manifest["format"] == 1 and manifest["mpy_arch"] == MPY_ARCH

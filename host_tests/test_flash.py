@@ -19,6 +19,7 @@ from sim.pump import SimPump
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MAIN_PY = os.path.join(ROOT, "firmware", "main.py")
+BOOTCHECK_PY = os.path.join(ROOT, "firmware", "bootcheck.py")
 
 
 def image(folder, files, target="littlefs", extra=None):
@@ -43,6 +44,7 @@ def image(folder, files, target="littlefs", extra=None):
 
 FILES = {
     "boot.py": b"import micropython\n",
+    "bootcheck.py": b"def check_image():\n    pass\n",
     "main.py": b"print('pump')\n",
     "board.mpy": b"M\x06board",
     "pump/__init__.mpy": b"M\x06init",
@@ -59,8 +61,8 @@ def test_romfs_target_moves_the_modules_under_rom_and_keeps_the_entry_files():
              "files": {rel: "0" * 64 for rel in FILES}}
     placed = flash.device_manifest(built, "romfs")
     assert sorted(placed["files"]) == [
-        "boot.py", "main.py", "rom/board.mpy", "rom/pump/__init__.mpy", "rom/pump/app.mpy",
-        "rom/pump/hal/stepper.mpy"]
+        "boot.py", "bootcheck.py", "main.py", "rom/board.mpy", "rom/pump/__init__.mpy",
+        "rom/pump/app.mpy", "rom/pump/hal/stepper.mpy"]
     assert placed["target"] == "romfs" and built["files"].get("pump/app.mpy")  # not changed
     assert sorted(flash.device_manifest(built, "littlefs")["files"]) == sorted(FILES)
     with pytest.raises(ValueError):
@@ -161,8 +163,14 @@ def test_a_locked_pump_is_told_apart_from_a_board_without_micropython(tmp_path, 
 
 @pytest.fixture
 def boot():
+    """bootcheck.py's functions (what main.py imports first and lets go)."""
+    return runpy.run_path(BOOTCHECK_PY, run_name="bootcheck")
+
+
+@pytest.fixture
+def main_py():
     """main.py's functions, loaded without running main()."""
-    return runpy.run_path(MAIN_PY, run_name="boot_check")
+    return runpy.run_path(MAIN_PY, run_name="boot_main")
 
 
 def root_of(folder):
@@ -213,13 +221,36 @@ def test_main_py_checks_the_image_before_it_imports_the_pump():
     with open(MAIN_PY) as f:
         source = f.read()
     body = source[source.index("def main():"):]
-    assert body.index("check_image()") < body.index("import board")
-    assert body.index("incomplete(problem") < body.index("from pump")
+    assert body.index("boot_check()") < body.index("import board")
+    assert body.index("incomplete(problem)") < body.index("from pump")
     top = source[:source.index("def ")]
     assert "import board" not in top and "from pump" not in top
+    assert "import bootcheck" not in top
+    with open(BOOTCHECK_PY) as f:
+        assert "\nimport pump" not in f.read()  # the checker reads nothing of the pump
 
 
-def test_the_incomplete_state_waits_with_ctrl_c_on_and_the_watchdog_off(boot, monkeypatch):
+def test_main_py_lets_bootcheck_go_and_stops_at_the_marker_first(tmp_path, main_py, monkeypatch):
+    import sys
+
+    check = main_py["boot_check"]
+    monkeypatch.setitem(check.__globals__, "FLASHING", str(tmp_path / "flashing"))
+    (tmp_path / "flashing").write_bytes(b"")
+    monkeypatch.delitem(sys.modules, "bootcheck", raising=False)
+    assert check() == ("a flash did not finish", False)
+    assert "bootcheck" not in sys.modules  # not even imported: nothing of the image is read
+    (tmp_path / "flashing").unlink()
+    monkeypatch.syspath_prepend(str(tmp_path))  # a bootcheck.py cut short
+    (tmp_path / "bootcheck.py").write_text("def check_image(:\n")
+    assert check() == ("bootcheck.py is missing or damaged", False)
+    (tmp_path / "bootcheck.py").write_text(
+        "def check_image():\n    return None, ['main.py']\n"
+        "def take_reset_mark():\n    return True\n")
+    assert check() == (None, True)
+    assert "bootcheck" not in sys.modules  # let go: its bytecode does not stay in RAM
+
+
+def test_the_incomplete_state_waits_with_ctrl_c_on_and_the_watchdog_off(main_py, monkeypatch):
     import micropython
 
     said = []
@@ -236,12 +267,12 @@ def test_the_incomplete_state_waits_with_ctrl_c_on_and_the_watchdog_off(boot, mo
         if len(sleeps) == 2:
             raise Enough
 
-    monkeypatch.setattr(boot["time"], "sleep_ms", sleep_ms, raising=False)
-    incomplete = boot["incomplete"]
+    monkeypatch.setattr(main_py["time"], "sleep_ms", sleep_ms, raising=False)
+    incomplete = main_py["incomplete"]
     incomplete.__globals__["print"] = said.append
     micropython.kbd_intr(-1)
     with pytest.raises(Enough):
-        incomplete("a flash did not finish", ())
+        incomplete("a flash did not finish")
     assert machine.mem32[0x40058000] == 0x1234  # only the enable bit cleared
     assert micropython.state.kbd_intr_char == 3
     assert said[0] == ("firmware incomplete: a flash did not finish; no delivery. "

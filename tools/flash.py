@@ -9,8 +9,8 @@ Over MicroPython's raw REPL (mpremote's transport), in this order:
    reset), then soft-reset so the firmware's timers and PIO stop too;
 2. write /flashing: from here until step 6 the pump boots to "firmware incomplete"
    (main.py checks it, and manifest.json, before importing anything of the pump);
-3. main.py and boot.py, each written beside and renamed over (littlefs renames are
-   atomic), then the old manifest.json and every file of the pump's that the build no
+3. boot.py, bootcheck.py and main.py, each written beside and renamed over (littlefs
+   renames are atomic), then the old manifest.json and every file of the pump's that the build no
    longer has (pump/ and board modules anywhere on the import path, files the old
    manifest listed);
 4. pump/**.mpy and board.mpy: to the ROMFS partition with `mpremote romfs deploy` when
@@ -47,8 +47,6 @@ FLASHING = "flashing"
 RESET_PLANNED = "reset_planned"
 MANIFEST = "manifest.json"
 SETTINGS = "settings.rec"  # pump/hal/storage.py: the pump's settings on littlefs
-# Stay on littlefs: MicroPython runs boot.py and main.py only from the filesystem's root.
-ROOT_FILES = ("boot.py", "main.py", MANIFEST)
 # Where MicroPython's rp2 port imports from (sys.path less '.frozen'), relative to "/".
 IMPORT_PLACES = ("", "rom", "rom/lib", "lib")
 _WATCHDOG_CTRL = 0x40058000  # RP2040 WATCHDOG CTRL, bit 30 ENABLE
@@ -445,9 +443,9 @@ def flash(build_dir, port, target="auto", out=None, verify=True, wait_s=180.0):
             target, len(changed), len(to_littlefs) - len(changed), len(stale)))
 
         pico.write(FLASHING, b"make flash did not finish\n")
-        for rel in ("main.py", "boot.py"):
-            if rel in changed:
-                pico.write(rel, to_littlefs[rel], atomic=True)
+        entry = [rel for rel in changed if "/" not in rel and rel.endswith(".py")]
+        for rel in entry:  # boot.py, bootcheck.py, main.py: each whole or not at all
+            pico.write(rel, to_littlefs[rel], atomic=True)
         pico.remove(MANIFEST)
         for rel in stale:
             pico.say("  remove %s" % rel)
@@ -455,7 +453,7 @@ def flash(build_dir, port, target="auto", out=None, verify=True, wait_s=180.0):
         remaining = [rel for rel in device_files if rel not in stale] + list(to_littlefs)
         for folder in empty_folders(stale, remaining):
             pico.rmdir(folder)
-        rest = [rel for rel in changed if rel not in ("main.py", "boot.py")]
+        rest = [rel for rel in changed if rel not in entry]
         for n, rel in enumerate(rest, 1):
             pico.say("  [%d/%d] %s (%d bytes)" % (n, len(rest), rel, len(to_littlefs[rel])))
             pico.write(rel, to_littlefs[rel])
