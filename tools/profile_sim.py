@@ -19,31 +19,19 @@ import sys
 import time
 
 import sim
+from bench import basal_settings  # one rate all day, limits and auto-off out of the way
 from sim.pump import SimPump
 
 from pump.core import bolus as bolus_mod
-from pump.core.schedule import BasalProfile
-from pump.core.therapy import Settings
 
 HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS
 BOLUS_TIMES_H = ((7.5, 4000), (12.5, 5500), (19.0, 6000))
 
 
-def settings(rate_u_h):
-    s = Settings()
-    rate_mu = round(rate_u_h * 1000)
-    s.max_basal_mu_per_h = max(15_000, rate_mu)
-    s.profiles = [BasalProfile("Profile", [(0, rate_mu)], s.max_basal_mu_per_h)]
-    s.max_hour_mu = max(s.max_hour_mu, s.max_basal_mu_per_h)
-    s.max_day_mu = 200_000
-    s.auto_off_h = 0
-    return s
-
-
 def run(hours, rate_u_h, boluses):
     """One simulated pump for ``hours``; three boluses a day when ``boluses``."""
-    pump = SimPump(settings=settings(rate_u_h))
+    pump = SimPump(settings=basal_settings(rate_u_h))
     duration_ms = int(hours * HOUR_MS)
     if boluses:
         for day in range(int(hours // 24) + 1):

@@ -152,6 +152,9 @@ class HX711Device:
             if self.powered and self.fault != "unplug":
                 self._pulse(t_ns)
             return
+        self._sck_fell(t_ns)
+
+    def _sck_fell(self, t_ns):
         rise = self._sck_rise_ns
         self._sck_rise_ns = None
         if rise is None:
@@ -220,17 +223,7 @@ class HX711Device:
                         if self._pulses == 1 and not g.record and self._plain_dout():
                             self._enter_burst(t_ns)
             return None
-        rise = self._sck_rise_ns
-        self._sck_rise_ns = None
-        if rise is None:
-            return None
-        width = t_ns - rise
-        if width > SCK_HIGH_MAX_NS:
-            self.violations.append((t_ns, "sck_high", width))
-        if width > POWER_DOWN_NS and self.powered:
-            self._power_down()
-        if not self.powered:
-            self._power_up(t_ns)
+        self._sck_fell(t_ns)
         return None
 
     # A read's data pulses come in one instant (the driver holds interrupts off): from the
