@@ -8,6 +8,7 @@ import machine
 import micropython
 import pytest
 
+import pump
 from pump import link as link_mod
 from pump.core import events as ev
 from pump.core import protocol as p
@@ -42,6 +43,7 @@ def test_hello_and_version_name_the_pump_its_firmware_and_board(rig):
     assert hello.status == p.OK
     assert hello.fields["device"] == "pico-insulin-pump"
     assert hello.fields["protocol"] == "1"
+    assert hello.fields["firmware"] == pump.VERSION  # the package's one version string
     assert rig.last("version").fields == hello.fields
 
 

@@ -16,11 +16,11 @@ import sys
 
 from micropython import const
 
+from pump import VERSION
 from pump.core import events as ev
 from pump.core import protocol as p
 
 DEVICE = "pico-insulin-pump"  # the name the host's handshake expects
-FIRMWARE_VERSION = "0.1.0"
 _PROTOCOL_VERSION = const(1)
 _CONFIRM_MS = const(60_000)  # a held change expires unconfirmed after this
 _READS_PER_PASS = const(4)  # port reads (64 bytes each) per main-loop pass: the loop stays quick
@@ -184,7 +184,7 @@ class Link:
         board = self.app.board
         return (
             ("device", DEVICE),
-            ("firmware", FIRMWARE_VERSION),
+            ("firmware", VERSION),
             ("protocol", _PROTOCOL_VERSION),
             ("board", board.name),
         )
