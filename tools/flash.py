@@ -229,6 +229,7 @@ class Pico:
         self.port = port
         self.out = out
         self.transport = None
+        self._folders = set()  # made (or found) on the Pico in this session
 
     def say(self, text):
         self.out.write(text + "\n")
@@ -347,8 +348,10 @@ class Pico:
         """Write a file (parents made); ``atomic``: beside it, then renamed over it."""
         parts = rel.split("/")[:-1]
         for i in range(1, len(parts) + 1):
-            self.exec("import os\ntry:\n os.mkdir('/%s')\nexcept OSError:\n pass"
-                      % "/".join(parts[:i]))
+            folder = "/".join(parts[:i])
+            if folder not in self._folders:
+                self.exec("import os\ntry:\n os.mkdir('/%s')\nexcept OSError:\n pass" % folder)
+                self._folders.add(folder)
         target = "/" + rel + (".new" if atomic else "")
         self.exec("from binascii import a2b_base64 as _d\n_f = open(%r, 'wb')" % target)
         for i in range(0, len(content), _WRITE_CHUNK):
@@ -362,6 +365,7 @@ class Pico:
         self.exec("import os\ntry:\n os.remove('/%s')\nexcept OSError:\n pass" % rel)
 
     def rmdir(self, rel):
+        self._folders.discard(rel)
         self.exec("import os\ntry:\n os.rmdir('/%s')\nexcept OSError:\n pass" % rel)
 
     def erase_romfs(self):
@@ -521,6 +525,10 @@ def main(argv=None, out=None, err=None):
     except FlashError as exc:
         err.write("flash: FAILED: %s\n" % exc.message)
         return exc.code
+    except KeyboardInterrupt:
+        err.write("flash: interrupted: a pump written to only in part shows 'firmware "
+                  "incomplete' until make flash runs again\n")
+        return 130
 
 
 if __name__ == "__main__":
