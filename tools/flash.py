@@ -10,9 +10,9 @@ Over MicroPython's raw REPL (mpremote's transport), in this order:
 2. write /flashing: from here until step 6 the pump boots to "firmware incomplete"
    (main.py checks it, and manifest.json, before importing anything of the pump);
 3. boot.py, bootcheck.py and main.py, each written beside and renamed over (littlefs
-   renames are atomic), then the old manifest.json and every file of the pump's that the build no
-   longer has (pump/ and board modules anywhere on the import path, files the old
-   manifest listed);
+   renames are atomic); then the old manifest.json goes, and every file of the pump's
+   that the build no longer has (pump/ and board modules anywhere on the import path,
+   files the old manifest listed);
 4. pump/**.mpy and board.mpy: to the ROMFS partition with `mpremote romfs deploy` when
    the MicroPython image has one (they execute in place from flash), else to littlefs,
    skipping files whose sha256 on the Pico already matches;
@@ -23,7 +23,7 @@ Over MicroPython's raw REPL (mpremote's transport), in this order:
    showing progress.
 
 Every failure is one line on stderr and an exit code (pumpctl's: 2 usage, 3 no device,
-4 wrong device, 5 timeout; 1 the image did not verify).
+4 wrong device, 5 timeout; 1 the image did not verify; 130 interrupted here).
 """
 
 import argparse
