@@ -28,11 +28,12 @@ import rig as emu_rig
 
 PUMPCTL = os.path.join(HERE, "pumpctl.py")
 IDLE_MS = 20_000
+BOLUS_MS = 40_000  # a 0.5 U bolus at the factory speed, and its line test
 
 
 def pumpctl(rig, *args, confirm=False):
     proc = subprocess.Popen(
-        [sys.executable, PUMPCTL, "--port", rig.port, *args],
+        [sys.executable, PUMPCTL, "--port", rig.port, "--timeout", "60", *args],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     lines = []
@@ -69,30 +70,30 @@ def measure(uf2, say):
         rig.mark()
         rig.wait_ms(IDLE_MS)
         stats = rig.stats()
-        heap = rig.heap()
-        result["boot"] = heap
+        result["boot"] = rig.heap()["window"]
         result["speed"] = stats["speed"]
         result["busy"] = stats["busy"]
         result["mips"] = stats["mips"]
         say("  idle: %.2fx real time, CPU busy %.0f %%" % (stats["speed"], 100 * stats["busy"]))
+        rig.mark()
+        code, out = pumpctl(rig, "bolus", "0.5", confirm=True)
+        if code != 0:
+            result["notes"].append("bolus: " + out.strip().splitlines()[-1])
+        rig.wait_ms(BOLUS_MS)
+        result["bolus"] = rig.heap()["window"]
         screens = {}
 
         def on_screen(name):
-            screens[name] = rig.heap()
+            # The stretch since the previous screen: its most free and its least largest.
+            screens[name] = rig.heap()["window"]
+            rig.mark()
 
         boots = len(rig.boots)
         rig.mark()
         gallery.walk(rig, on_screen)
         result["screens"] = screens
-        result["gallery_window"] = rig.heap()["window"]
         result["gallery_resets"] = len(rig.boots) - boots
         say("  gallery: %d screens, %d resets" % (len(screens), result["gallery_resets"]))
-        rig.mark()
-        code, out = pumpctl(rig, "bolus", "0.5", confirm=True)
-        if code != 0:
-            result["notes"].append("bolus: " + out.strip().splitlines()[-1])
-        rig.wait_ms(40_000)
-        result["bolus"] = rig.heap()
         text = rig.read_serial()[serial_mark:].decode(errors="replace")
         errors = [line for line in text.splitlines() if "Error" in line]
         result["errors"] = sorted(set(errors))
@@ -109,48 +110,49 @@ def write_report(results, path):
     lines = [
         "# The firmware on an emulated Pico: heap, CPU, speed",
         "",
-        "`make bench` (tools/bench_device.py) on %s: MicroPython v1.28.0 (rp2 port) on"
+        "`make bench` (tools/bench_device.py), %s: MicroPython v1.28.0 (rp2 port, RPI_PICO)"
         % datetime.date.today().isoformat(),
-        "rp2040js 1.4.1 (tools/emu), from an erased flash: `make flash`, `pumpctl setup` + OK,",
-        "%d s of basal, the screen gallery walked by keys (tools/scenarios/screens/gallery.toml,"
-        % (IDLE_MS // 1000),
-        "gaps cut to 2 s), a 0.5 U bolus. Heap read from the emulated RAM (GC allocation table):",
-        "KB of the 240.1 KB heap. *now* is the moment named; *best* the most free seen in",
-        "the stretch (sampled every 100 ms: what the last automatic collection left, the",
-        "firmware forces none); *largest* the largest free block.",
+        "on rp2040js 1.4.1 (tools/emu), from an erased flash: `make flash`, `pumpctl setup`",
+        "and OK, %d s of basal, a 0.5 U bolus from pumpctl (%d s), then every screen of the"
+        % (IDLE_MS // 1000, BOLUS_MS // 1000),
+        "gallery by keys (tools/scenarios/screens/gallery.toml, gaps cut to 1 s). The GC heap",
+        "(240.1 KB) is read from the emulated RAM every 100 ms (its allocation table, bounds",
+        "from the image's -info.json). The firmware forces no collection, so each figure is",
+        "the most free seen over a stretch (what the last automatic collection left) and the",
+        "least largest free block seen; a screen's stretch runs from the screen before it.",
         "",
-        "| image | code in | after boot: now / best / largest | worst screen: now / largest"
-        " | gallery: best / least largest | after a bolus: now / largest | CPU busy"
+        "| image | code in | after boot: free / largest | bolus: free / largest"
+        " | worst screen: free / largest | gallery: least largest | resets | CPU busy"
         " | emulated : wall | MIPS |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         if "boot" not in r:
-            lines.append("| %s | - | %s | | | | | | |" % (r["image"], "; ".join(r["notes"])))
+            lines.append("| %s | - | %s | | | | | | | |" % (r["image"], "; ".join(r["notes"])))
             continue
         boot = r["boot"]
-        screens = r.get("screens") or {}
-        worst = min(screens, key=lambda n: screens[n]["free"]) if screens else None
-        least_largest = min((h["largest"] for h in screens.values()), default=0)
-        window = r["gallery_window"]
         bolus = r["bolus"]
+        screens = r.get("screens") or {}
+        worst = min(screens, key=lambda n: screens[n]["maxFree"]) if screens else None
+        least = min(screens, key=lambda n: screens[n]["minLargest"]) if screens else None
         lines.append(
-            "| %s | %s | %s / %s / %s | %s (%s) / %s | %s / %s | %s / %s | %.0f %% | %.2f | %.1f |"
+            "| %s | %s | %s / %s | %s / %s | %s (%s) / %s | %s (%s) | %s | %.0f %% | %.2f | %.1f |"
             % (
                 r["image"], "ROMFS" if r["romfs"] else "littlefs",
-                kb(boot["free"]), kb(boot["window"]["maxFree"]), kb(boot["largest"]),
-                kb(screens[worst]["free"]) if worst else "-", worst or "-", kb(least_largest),
-                kb(window["maxFree"]), kb(window["minLargest"]),
-                kb(bolus["free"]), kb(bolus["largest"]),
-                100 * r["busy"], r["speed"], r["mips"],
+                kb(boot["maxFree"]), kb(boot["minLargest"]),
+                kb(bolus["maxFree"]), kb(bolus["minLargest"]),
+                kb(screens[worst]["maxFree"]) if worst else "-", worst or "-",
+                kb(screens[worst]["minLargest"]) if worst else "-",
+                kb(screens[least]["minLargest"]) if least else "-", least or "-",
+                r["gallery_resets"], 100 * r["busy"], r["speed"], r["mips"],
             )
         )
     lines.append("")
     for r in results:
-        lines.append("**%s**: flashed in %s s (wall); gallery resets: %s. %s" % (
-            r["image"], r.get("flash_s", "-"), r.get("gallery_resets", "-"),
-            " ".join(r["notes"])))
+        lines.append("**%s**: flashed in %s s (wall). %s" % (
+            r["image"], r.get("flash_s", "-"), " ".join(r["notes"])))
         for error in r.get("errors", []):
+            lines.append("")
             lines.append("    %s" % error.strip())
         if not r.get("romfs", False) and "romfs" in r["image"]:
             lines.append(
@@ -158,9 +160,11 @@ def write_report(results, path):
                 " to the ROMFS partition.")
         lines.append("")
     lines.append(
-        "CPU busy is the share of emulated time the core was not asleep (WFI/WFE) over the"
-        " %d s of basal; emulated : wall and MIPS over the same stretch on this machine"
-        " (2 cores shared)." % (IDLE_MS // 1000)
+        "KB of 1024 bytes. *resets*: restarts of the chip during the gallery (a failure in"
+        " locked mode restarts it). CPU busy is the share of emulated time the core was not"
+        " asleep (WFI/WFE) over the %d s of basal; emulated : wall and MIPS (million"
+        " emulated instructions per wall second) over the same stretch, on this machine"
+        " (2 cores, shared)." % (IDLE_MS // 1000)
     )
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")

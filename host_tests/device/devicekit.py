@@ -17,6 +17,9 @@ import rig as emu_rig  # noqa: E402
 
 PYTHON = sys.executable
 PUMPCTL = os.path.join(ROOT, "tools", "pumpctl.py")
+# The emulated pump runs at a fraction of real time (less on a loaded machine): pumpctl
+# waits this long (wall seconds) for each answer.
+ANSWER_S = 60
 
 
 def why_not_ready():
@@ -66,13 +69,19 @@ class Pump:
         return proc.returncode
 
     def report(self, what, **figures):
+        """Print a figure for the record, and add it to out/device/figures.txt."""
         self.events.append((what, figures))
-        print("device: %s %s" % (what, " ".join("%s=%s" % kv for kv in figures.items())))
+        line = "device: %s %s" % (what, " ".join("%s=%s" % kv for kv in figures.items()))
+        print(line)
+        folder = os.path.join(ROOT, "out", "device")
+        os.makedirs(folder, exist_ok=True)
+        with open(os.path.join(folder, "figures.txt"), "a") as f:
+            f.write(time.strftime("%Y-%m-%d %H:%M:%S ") + line + "\n")
 
     def pumpctl(self, *args, confirm=False, timeout=300):
         """Run pumpctl on the pump's port; with confirm, press OK once the pump asks."""
         proc = subprocess.Popen(
-            [PYTHON, PUMPCTL, "--port", self.port, *args],
+            [PYTHON, PUMPCTL, "--port", self.port, "--timeout", str(ANSWER_S), *args],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )
         lines = []
