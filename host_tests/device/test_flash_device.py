@@ -211,3 +211,47 @@ def romfs_uf2():
         return None
     path = os.path.join(os.path.dirname(stock), "firmware-romfs.uf2")
     return path if os.path.exists(path) else None
+
+
+SETTINGS_TOML = """max_bolus = 6.5
+max_basal = 2.5
+max_day = 45
+[profiles]
+Weekday = [["00:00", 0.65], ["07:00", 0.9]]
+"""
+
+
+def test_a_new_micropython_image_keeps_the_settings_through_backup_and_restore(tmp_path):
+    """A pump set up on the stock image is backed up; a new image (the ROMFS one, on an
+    erased flash as BOOTSEL leaves it) gets make flash, which says there are no settings;
+    `pumpctl restore` with OK on the pump brings them back."""
+    build = build_once()
+    settings = tmp_path / "mine.toml"
+    settings.write_text(SETTINGS_TOML)
+    backup = tmp_path / "pump-backup.json"
+    rig = devicekit.emu_rig.Rig()
+    try:
+        code, out = tool_flash(rig, build)
+        assert code == 0, out[-2000:]
+        pump = devicekit.Pump(rig)
+        code, out = pump.pumpctl("--timeout", "30", "setup", str(settings), confirm=True)
+        assert code == 0, out
+        code, out = pump.pumpctl("--timeout", "30", "backup", str(backup))
+        assert code == 0 and "Saved the settings and" in out, out
+    finally:
+        rig.close()
+
+    rig = devicekit.emu_rig.Rig(romfs_uf2())  # the stock image again when there is no ROMFS one
+    try:
+        code, out = tool_flash(rig, build)
+        assert code == 0, out[-2000:]
+        assert "no settings on this Pico" in out
+        pump = devicekit.Pump(rig)
+        code, out = pump.pumpctl("--timeout", "30", "restore", str(backup), confirm=True)
+        assert code == 0 and "Settings restored" in out, out
+        code, out = pump.pumpctl("--timeout", "30", "settings", "get")
+        assert code == 0, out
+        assert "max_bolus = 6.50" in out and '"Weekday" = [["00:00", 0.65]' in out, out
+        assert "max_day = 45" in out
+    finally:
+        rig.close()
