@@ -1,9 +1,12 @@
 """`make flash` on the emulated Pico: from an erased flash on the stock image and on the ROMFS
-image, a locked pump refused with what to do, a stale file removed, and a flash cut short by
-a power cut that boots to "firmware incomplete" (no delivery, no hang) and is flashed again.
+image, a locked pump refused with what to do, a stale file removed, a flash cut by a power
+cut that boots to "firmware incomplete" (no delivery, no hang) and is flashed again, a
+pump/ left on littlefs that shadows /rom/pump, and the settings carried across a change of
+MicroPython image by `pumpctl backup` / `pumpctl restore`.
 
-Each flash takes 30-40 s of wall time here; the module builds the image once (its own
-build folder, so it never races another test's `make flash`)."""
+Each flash takes 30-40 s of wall time here (the three tests about 4.5 minutes); the module
+builds the image once (its own build folder, so it never races another test's `make
+flash`)."""
 
 import io
 import os
