@@ -5,6 +5,7 @@ import machine
 from pump.core import alarms as al
 from pump.core import bolus as bolus_mod
 from pump.core import events as ev
+from pump.core.limits import SPEED_QUICK_MU_MIN
 from pump.core.schedule import BasalProfile
 from pump.core.therapy import Settings
 from sim.hw.flashfs import FlashFS
@@ -19,7 +20,7 @@ def limit_settings(rate=1000, max_hour_mu=12_000, max_bolus_mu=10_000, max_day_m
     s.max_basal_mu_per_h = 5000
     s.max_bolus_mu = max_bolus_mu
     s.profiles = [BasalProfile("Test", [(0, rate)], 5000)]
-    s.bolus_speed_mu_per_min = bolus_mod.SPEED_QUICK_MU_MIN
+    s.bolus_speed_mu_per_min = SPEED_QUICK_MU_MIN
     s.max_hour_mu = max_hour_mu
     s.max_day_mu = max_day_mu
     return s

@@ -5,6 +5,7 @@ import machine
 from pump.core import alarms as al
 from pump.core import bolus as bolus_mod
 from pump.core import events as ev
+from pump.core.limits import SPEED_QUICK_MU_MIN
 from pump.core.schedule import BasalProfile
 from pump.core.therapy import Settings
 from pump.hal.storage import Storage
@@ -19,7 +20,7 @@ def flash_settings():
     s = Settings()
     s.max_basal_mu_per_h = 5000
     s.profiles = [BasalProfile("Test", [(0, 1000)], 5000)]
-    s.bolus_speed_mu_per_min = bolus_mod.SPEED_QUICK_MU_MIN
+    s.bolus_speed_mu_per_min = SPEED_QUICK_MU_MIN
     return s
 
 

@@ -145,21 +145,21 @@ def _section(title):
 
 
 def test_the_therapy_figures_are_the_firmware_s():
-    from pump.core import bolus, schedule
+    from pump.core import limits as lim
     from pump.core.therapy import Settings
 
     text = " ".join(_section("## Therapy features and limits").split())
     s = Settings()
-    assert "up to %d profiles" % schedule.MAX_PROFILES in text
-    assert "0–%d %%" % schedule.TEMP_MAX_PERCENT in text
-    assert "30 min to 24 h" in text and schedule.TEMP_MIN_MS == 30 * 60_000
-    assert schedule.TEMP_MAX_MS == 24 * 3_600_000
-    assert bolus.EXTENDED_MIN_MS == 30 * 60_000 and bolus.EXTENDED_MAX_MS == 8 * 3_600_000
+    assert "up to %d profiles" % lim.MAX_PROFILES in text
+    assert "0–%d %%" % lim.TEMP_MAX_PERCENT in text
+    assert "30 min to 24 h" in text and lim.TEMP_MIN_MS == 30 * 60_000
+    assert lim.TEMP_MAX_MS == 24 * 3_600_000
+    assert lim.EXTENDED_MIN_MS == 30 * 60_000 and lim.EXTENDED_MAX_MS == 8 * 3_600_000
     assert "30 min to 8 h" in text
-    assert "0.01, 0.025, 0.05 or 0.1 U" in text and bolus.INCREMENT_CHOICES_MU == (10, 25, 50, 100)
-    assert "at most %d U" % (bolus.MAX_BOLUS_LIMIT_MU // 1000) in text
+    assert "0.01, 0.025, 0.05 or 0.1 U" in text and lim.INCREMENT_CHOICES_MU == (10, 25, 50, 100)
+    assert "at most %d U" % (lim.MAX_BOLUS_MU // 1000) in text
     assert "1.5–15 U/min" in text
-    assert (bolus.SPEED_STANDARD_MU_MIN, bolus.SPEED_QUICK_MU_MIN) == (1500, 15_000)
+    assert (lim.SPEED_STANDARD_MU_MIN, lim.SPEED_QUICK_MU_MIN) == (1500, 15_000)
     factory = 'profile "%s" at %.2f U/h, max bolus %d U, max basal %d U/h, increment %.2f U, ' \
         "speed %.1f U/min" % (s.profiles[0].name, s.profiles[0].segments[0][1] / 1000,
                               s.max_bolus_mu // 1000, s.max_basal_mu_per_h // 1000,
@@ -168,16 +168,17 @@ def test_the_therapy_figures_are_the_firmware_s():
 
 
 def test_the_safety_figures_are_the_firmware_s():
-    from pump.core import alarms, reservoir, safety
+    from pump.core import alarms
+    from pump.core import limits as lim
 
     text = " ".join(_section("## Safety").split())
-    assert "per rolling hour (default %d U" % (safety.MAX_HOUR_DEFAULT_MU // 1000) in text
-    assert "per day (%d U)" % (safety.MAX_DAY_DEFAULT_MU // 1000) in text
+    assert "per rolling hour (default %d U" % (lim.MAX_HOUR_DEFAULT_MU // 1000) in text
+    assert "per day (%d U)" % (lim.MAX_DAY_DEFAULT_MU // 1000) in text
     assert "auto-off after %d-%d h without a key press (default %d h, 0 = off)" % (
-        alarms.AUTO_OFF_MIN_H, alarms.AUTO_OFF_MAX_H, alarms.AUTO_OFF_DEFAULT_H) in text
+        lim.AUTO_OFF_MIN_H, lim.AUTO_OFF_MAX_H, lim.AUTO_OFF_DEFAULT_H) in text
     assert "low-reservoir alert (%d-%d U, default %d U)" % (
-        reservoir.LOW_LEVEL_MIN_MU // 1000, reservoir.LOW_LEVEL_MAX_MU // 1000,
-        reservoir.LOW_LEVEL_DEFAULT_MU // 1000) in text
+        lim.LOW_LEVEL_MIN_MU // 1000, lim.LOW_LEVEL_MAX_MU // 1000,
+        lim.LOW_LEVEL_DEFAULT_MU // 1000) in text
     assert "within 2 min" in text and alarms.RESOUND_MS == 120_000
     assert "every 15 min while suspended" in text and alarms.SUSPEND_REMINDER_MS == 15 * 60_000
 

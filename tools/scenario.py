@@ -25,9 +25,8 @@ from sim.hw.plant import PlantParams
 
 import pumptext
 
-from pump.core import alarms as alarms_mod
 from pump.core import bolus as bolus_mod
-from pump.core import reservoir as reservoir_mod
+from pump.core import limits as lim
 from pump.core import safety as safety_mod
 from pump.core.calculator import CalculatorSettings
 from pump.core.errors import ConfigError, Refused
@@ -77,6 +76,11 @@ def _milli(value, key, low=0, high=None):
     if abs(milli - value * 1000) > 1e-6:
         raise ScenarioError("%s: %r has more than three decimals" % (key, value))
     return milli
+
+
+def _u(mu):
+    """The firmware's milliunits as the units a scenario gives: 25000 -> 25, 1500 -> 1.5."""
+    return mu // 1000 if mu % 1000 == 0 else mu / 1000
 
 
 def _int(value, key, low=None, high=None):
@@ -180,15 +184,21 @@ class Scenario:
         _calculator_settings(raw, s)
         _safety_settings(raw, s)
         if "max_bolus" in raw:
-            s.max_bolus_mu = _milli(raw["max_bolus"], "settings.max_bolus", 0.001, 25)
+            s.max_bolus_mu = _milli(raw["max_bolus"], "settings.max_bolus", 0.001,
+                                    _u(lim.MAX_BOLUS_MU))
         if "max_basal" in raw:
-            s.max_basal_mu_per_h = _milli(raw["max_basal"], "settings.max_basal", 0.01, 15)
+            s.max_basal_mu_per_h = _milli(raw["max_basal"], "settings.max_basal",
+                                          _u(lim.RATE_STEP_MU_H), _u(lim.MAX_BASAL_MU_PER_H))
         if "bolus_increment" in raw:
-            s.increment_mu = _milli(raw["bolus_increment"], "settings.bolus_increment", 0.01, 0.1)
-            if s.increment_mu not in bolus_mod.INCREMENT_CHOICES_MU:
+            choices = lim.INCREMENT_CHOICES_MU
+            s.increment_mu = _milli(raw["bolus_increment"], "settings.bolus_increment",
+                                    _u(choices[0]), _u(choices[-1]))
+            if s.increment_mu not in choices:
                 raise ScenarioError("settings.bolus_increment: use 0.01, 0.025, 0.05 or 0.1")
         if "bolus_speed" in raw:
-            s.bolus_speed_mu_per_min = _milli(raw["bolus_speed"], "settings.bolus_speed", 1.5, 15)
+            s.bolus_speed_mu_per_min = _milli(raw["bolus_speed"], "settings.bolus_speed",
+                                              _u(lim.SPEED_STANDARD_MU_MIN),
+                                              _u(lim.SPEED_QUICK_MU_MIN))
         profiles = []
         if "basal" in raw:
             if "profiles" in raw:
@@ -419,13 +429,13 @@ def _safety_settings(raw, s):
     if "low_reservoir" in raw:
         key = "settings.low_reservoir"
         s.low_reservoir_mu = _milli(raw["low_reservoir"], key, 0.001, MAX_AMOUNT_U)
-        low, high = reservoir_mod.LOW_LEVEL_MIN_MU, reservoir_mod.LOW_LEVEL_MAX_MU
+        low, high = lim.LOW_LEVEL_MIN_MU, lim.LOW_LEVEL_MAX_MU
         if not low <= s.low_reservoir_mu <= high:
             raise ScenarioError("%s: the low-reservoir alert is at %s to %s" % (
                 key, pumptext.setting_units(low), pumptext.setting_units(high)))
     if "auto_off" in raw:
         hours = _int(raw["auto_off"], "settings.auto_off", 0, 1000)
-        low, high = alarms_mod.AUTO_OFF_MIN_H, alarms_mod.AUTO_OFF_MAX_H
+        low, high = lim.AUTO_OFF_MIN_H, lim.AUTO_OFF_MAX_H
         if hours and not low <= hours <= high:
             raise ScenarioError(
                 "settings.auto_off: %d h: auto-off is %d to %d h without a key press, or 0 "

@@ -6,9 +6,9 @@ holds the motor between therapy trains while it runs. Main loop only.
 """
 
 from pump.core import alarms as al
-from pump.core import bolus as bolus_mod
 from pump.core import events as ev
 from pump.core.errors import Refused
+from pump.core.limits import SPEED_QUICK_MU_MIN
 from pump.core.line_test import BLOCKED
 from pump.delivery import LINE_TEST
 
@@ -32,7 +32,7 @@ class Motions:
         self._moved = 0  # steps of the current move so far
         # Fills and back-offs run at the quick bolus speed (15 U/min) or the motor's limit.
         self._prime_sps = min(
-            mech.steps_per_s_for_mu_per_min(bolus_mod.SPEED_QUICK_MU_MIN), mech.max_step_rate
+            mech.steps_per_s_for_mu_per_min(SPEED_QUICK_MU_MIN), mech.max_step_rate
         )
         # A line test's moves go at the motor's top speed: over in a few ms, before an open
         # line has let any of their pressure go.

@@ -9,6 +9,8 @@ the stopping. This module decides what is shown and what the buzzer plays.
 """
 
 from pump.core import events as ev
+from pump.core.errors import Refused
+from pump.core.limits import AUTO_OFF_DEFAULT_H, AUTO_OFF_MAX_H, AUTO_OFF_MIN_H
 
 HIGH = 3
 MEDIUM = 2
@@ -17,9 +19,6 @@ PRIORITY_NAMES = {HIGH: "high", MEDIUM: "medium", LOW: "low"}
 
 RESOUND_MS = 120_000  # a silenced alarm sounds again within 2 min while its cause remains
 SUSPEND_REMINDER_MS = 15 * 60_000
-AUTO_OFF_MIN_H = 5
-AUTO_OFF_MAX_H = 24
-AUTO_OFF_DEFAULT_H = 12
 _MS_PER_H = 3_600_000
 
 # Alarm codes. Each: (priority, stops delivery, the text a person reads).
@@ -96,6 +95,12 @@ def stops_delivery(code):
 def message(code):
     return TABLE[code][2]
 
+
+
+def check_auto_off(hours):
+    """Refuse an auto-off time out of range (5 to 24 h, or 0 for off)."""
+    if type(hours) is not int or not (hours == 0 or AUTO_OFF_MIN_H <= hours <= AUTO_OFF_MAX_H):
+        raise Refused("auto-off is %d to %d h, or 0 for off" % (AUTO_OFF_MIN_H, AUTO_OFF_MAX_H))
 
 class Alarm:
     """One latched alarm: its cause may have gone, but it stays until acknowledged."""
@@ -189,10 +194,7 @@ class AlarmManager:
 
     def set_auto_off(self, hours):
         """Auto-off after ``hours`` without a button press (5 to 24), or 0 for off."""
-        if type(hours) is not int or not (hours == 0 or AUTO_OFF_MIN_H <= hours <= AUTO_OFF_MAX_H):
-            raise ValueError(
-                "auto-off is %d to %d h, or 0 for off" % (AUTO_OFF_MIN_H, AUTO_OFF_MAX_H)
-            )
+        check_auto_off(hours)
         self.auto_off_h = hours
 
     # ----- time ----------------------------------------------------------------------------

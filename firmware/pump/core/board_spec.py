@@ -1,6 +1,7 @@
 """Checks a board description (pins and mechanics) before anything is built from it."""
 
 from pump.core.errors import ConfigError
+from pump.core.limits import MAX_BASAL_MU_PER_H
 from pump.core.units import Mechanics, basal_num, step_volume_pl
 
 # Every pin function a board may wire; a key outside this set is a typo.
@@ -46,7 +47,6 @@ PIO_MAX_STEP_RATE = 142_857
 # The basal accumulator runs in a hard interrupt: den + 1000 ms x the largest rate must
 # stay a small int (below 2**30) on the RP2040.
 _SMALL_INT_LIMIT = 1 << 30
-MAX_BASAL_LIMIT_MU_H = 15_000
 _ISR_CHUNK_MS = 1000
 
 MECHANICS_FIELDS = (
@@ -160,7 +160,7 @@ def check_mechanics(mech):
             % (RESERVOIR_UL_MAX, reservoir_ul)
         )
     mechanics = Mechanics(pl, concentration, max_rate, reservoir_ul)
-    if mechanics.basal_den() + _ISR_CHUNK_MS * basal_num(MAX_BASAL_LIMIT_MU_H) >= _SMALL_INT_LIMIT:
+    if mechanics.basal_den() + _ISR_CHUNK_MS * basal_num(MAX_BASAL_MU_PER_H) >= _SMALL_INT_LIMIT:
         raise ConfigError(
             "board MECHANICS give %d pL per step: too coarse for the basal accumulator" % pl
         )

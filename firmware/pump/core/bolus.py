@@ -1,20 +1,13 @@
 """Boluses: normal, extended (square wave) and dual wave, delivered in whole steps."""
 
 from pump.core.errors import Refused, fmt_units
+from pump.core.limits import EXTENDED_MAX_MS, EXTENDED_MIN_MS, EXTENDED_STEP_MS
 
 NORMAL = "normal"
 EXTENDED = "extended"
 DUAL = "dual"
 
-MAX_BOLUS_LIMIT_MU = 25_000
-EXTENDED_MIN_MS = 30 * 60_000
-EXTENDED_MAX_MS = 8 * 3_600_000
-EXTENDED_STEP_MS = 30 * 60_000  # extended durations in 30-minute steps
-
-INCREMENT_CHOICES_MU = (10, 25, 50, 100)  # 0.01, 0.025, 0.05, 0.1 U
 DEFAULT_INCREMENT_MU = 50
-SPEED_STANDARD_MU_MIN = 1_500  # 1.5 U/min
-SPEED_QUICK_MU_MIN = 15_000  # 15 U/min
 
 
 def check_amount(mu, increment_mu, max_bolus_mu, what="bolus"):

@@ -20,8 +20,8 @@ at 60 mg/dL/U is exactly 1.00 U, not 0.99 U. The products exceed small ints: mai
 loop only.
 """
 
-from pump.core.bolus import INCREMENT_CHOICES_MU, MAX_BOLUS_LIMIT_MU
 from pump.core.errors import Refused, fmt_units
+from pump.core.limits import INCREMENT_CHOICES_MU, MAX_BOLUS_MU
 from pump.core.schedule import DAY_MS, SLOT_MS, SLOTS_PER_DAY, slot_text
 
 MAX_SEGMENTS = 8
@@ -263,8 +263,8 @@ def suggest(settings, ms_of_day, carbs_g, bg_mgdl, iob_mu, increment_mu, max_bol
         raise Refused("insulin on board must be 0 mU or more")
     if increment_mu not in INCREMENT_CHOICES_MU:
         raise Refused("bolus increment must be 0.01, 0.025, 0.05 or 0.1 U")
-    if not _int_in(max_bolus_mu, 1, MAX_BOLUS_LIMIT_MU):
-        raise Refused("max bolus must be above 0 and at most %s" % fmt_units(MAX_BOLUS_LIMIT_MU))
+    if not _int_in(max_bolus_mu, 1, MAX_BOLUS_MU):
+        raise Refused("max bolus must be above 0 and at most %s" % fmt_units(MAX_BOLUS_MU))
     used = settings.at(ms_of_day)
     icr_dg, isf, low, high = used
     # Every amount below is in mU times den, so the sum is exact.

@@ -4,29 +4,24 @@ Numbers on the wire are whole decimals (insulin in mU, rates in mU/h, durations 
 minutes); a refusal says what was wrong in units a person reads (U, U/h, hh:mm).
 """
 
-# Limits of the therapy-changing arguments: the protocol's hard ceilings (the pump's own
-# settings and safety checks then apply on top of them).
+from pump.core import limits as lim
+from pump.core.limits import INCREMENT_CHOICES_MU, MAX_BASAL_MU_PER_H, MAX_BOLUS_MU, MAX_PROFILES
+
+# The therapy-changing arguments take the ranges of the settings (pump.core.limits); the
+# pump's own settings and safety checks then apply on top of them.
 MAX_SEQ = 999_999_999  # nine digits: stays a small int on the RP2040
-MAX_BOLUS_MU = 25_000
-MAX_BASAL_MU_PER_H = 15_000
-MAX_TEMP_PERCENT = 250
-TEMP_MIN_MINUTES = 30
-TEMP_MAX_MINUTES = 1440
 HISTORY_MAX_COUNT = 50
 HISTORY_DEFAULT_COUNT = 20
-INCREMENT_CHOICES_MU = (10, 25, 50, 100)
-MAX_PROFILES = 4
-MAX_SEGMENTS = 48
+MAX_SEGMENTS = 48  # one a half-hour
 TEMP_KINDS = ("percent", "rate")
-EXTENDED_MIN_MINUTES = 30
-EXTENDED_MAX_MINUTES = 480
+_MINUTE_MS = 60_000
 
 # Settings keys beyond settings_put's, taken by setup_put: (low, high) in wire units.
 _SETUP_ONLY = {
-    "max_hour": (1_000, 40_000),  # mU in any hour
-    "max_day": (5_000, 200_000),  # mU in any day
-    "low_reservoir": (10_000, 50_000),  # mU left that raises the low-reservoir alarm
-    "auto_off": (0, 24),  # hours without a key press; 0 = off
+    "max_hour": (lim.MAX_HOUR_MIN_MU, lim.MAX_HOUR_MAX_MU),  # mU in any hour
+    "max_day": (lim.MAX_DAY_MIN_MU, lim.MAX_DAY_MAX_MU),  # mU in any day
+    "low_reservoir": (lim.LOW_LEVEL_MIN_MU, lim.LOW_LEVEL_MAX_MU),  # mU left: low alarm
+    "auto_off": (0, lim.AUTO_OFF_MAX_H),  # hours without a key press; 0 = off
 }
 
 
@@ -135,12 +130,16 @@ def _minutes_arg(text, what, low, high):
     return minutes
 
 
+def _extended_minutes(text, what):
+    return _minutes_arg(text, what, lim.EXTENDED_MIN_MS // _MINUTE_MS,
+                        lim.EXTENDED_MAX_MS // _MINUTE_MS)
+
+
 def _extended_args(args):
     if len(args) != 2:
         raise ArgError("usage: extended <mU> <minutes>")
     mu = parse_mu(args[0], "extended bolus", 1, MAX_BOLUS_MU)
-    return (mu, _minutes_arg(args[1], "extended minutes", EXTENDED_MIN_MINUTES,
-                             EXTENDED_MAX_MINUTES))
+    return (mu, _extended_minutes(args[1], "extended minutes"))
 
 
 def _dual_args(args):
@@ -148,8 +147,7 @@ def _dual_args(args):
         raise ArgError("usage: dual <mU> <percent now> <minutes>")
     mu = parse_mu(args[0], "dual bolus", 1, MAX_BOLUS_MU)
     percent = parse_decimal(args[1], "dual percent now", 1, 99)
-    return (mu, percent, _minutes_arg(args[2], "dual minutes", EXTENDED_MIN_MINUTES,
-                                      EXTENDED_MAX_MINUTES))
+    return (mu, percent, _extended_minutes(args[2], "dual minutes"))
 
 
 def _temp_args(args):
@@ -157,12 +155,11 @@ def _temp_args(args):
         raise ArgError("usage: temp percent|rate <value> <minutes>")
     kind = args[0]
     if kind == "percent":
-        value = parse_decimal(args[1], "temp percent", 0, MAX_TEMP_PERCENT)
+        value = parse_decimal(args[1], "temp percent", 0, lim.TEMP_MAX_PERCENT)
     else:
         value = parse_mu(args[1], "temp rate", 0, MAX_BASAL_MU_PER_H, "/h")
-    minutes = parse_decimal(args[2], "temp minutes", TEMP_MIN_MINUTES, TEMP_MAX_MINUTES)
-    if minutes % 30:
-        raise ArgError("temp minutes must be a multiple of 30, got %d" % minutes)
+    minutes = _minutes_arg(args[2], "temp minutes", lim.TEMP_MIN_MS // _MINUTE_MS,
+                           lim.TEMP_MAX_MS // _MINUTE_MS)
     return (kind, value, minutes)
 
 
@@ -222,27 +219,31 @@ def parse_segments(text, continued=False):
     return tuple(segments)
 
 
+def _profile_digit(ch):
+    return "0" <= ch <= "9" and int(ch) < MAX_PROFILES
+
+
 def settings_value(key, text, setup=False):
     """One settings key's value in wire units; ``setup``: setup_put's keys and rules."""
     if key == "max_bolus":
         return parse_mu(text, key, 1, MAX_BOLUS_MU)
     if key == "max_basal":
-        return parse_mu(text, key, 10, MAX_BASAL_MU_PER_H, "/h")
+        return parse_mu(text, key, lim.RATE_STEP_MU_H, MAX_BASAL_MU_PER_H, "/h")
     if key == "increment":
-        value = parse_mu(text, key, 1, 100)
+        value = parse_mu(text, key, 1, INCREMENT_CHOICES_MU[-1])
         if value not in INCREMENT_CHOICES_MU:
             raise ArgError("increment must be 0.010, 0.025, 0.050 or 0.100 U, got %s" % fmt_u(
                 value))
         return value
     if key == "speed":
-        return parse_mu(text, key, 1500, 15_000, "/min")
+        return parse_mu(text, key, lim.SPEED_STANDARD_MU_MIN, lim.SPEED_QUICK_MU_MIN, "/min")
     if key == "active_profile":
         return parse_decimal(text, key, 0, MAX_PROFILES - 1)
-    if len(key) == 6 and key[:5] == "basal" and "0" <= key[5] <= "3":
+    if len(key) == 6 and key[:5] == "basal" and _profile_digit(key[5]):
         return parse_segments(text, setup)
-    if len(key) == 5 and key[:4] == "name" and "0" <= key[4] <= "3":
-        if not 1 <= len(text) <= 12:
-            raise ArgError("a profile name has 1 to 12 characters")
+    if len(key) == 5 and key[:4] == "name" and _profile_digit(key[4]):
+        if not 1 <= len(text) <= lim.MAX_NAME_LEN:
+            raise ArgError("a profile name has 1 to %d characters" % lim.MAX_NAME_LEN)
         return text
     if setup and key in _SETUP_ONLY:
         low, high = _SETUP_ONLY[key]

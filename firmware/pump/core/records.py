@@ -13,12 +13,19 @@ Pure code, shared by the storage layer and the host tools. Two formats:
 
 import json
 
-from pump.core import bolus as bolus_mod
 from pump.core.calculator import CalculatorSettings
 from pump.core.crc import CorruptRecord, crc32, crc32_bitwise  # noqa: F401  (re-exported)
 from pump.core.errors import Refused
 from pump.core.iob import check_curve
-from pump.core.schedule import MAX_PROFILES, BasalProfile
+from pump.core.limits import (
+    INCREMENT_CHOICES_MU,
+    MAX_BASAL_MU_PER_H,
+    MAX_BOLUS_MU,
+    MAX_PROFILES,
+    SPEED_QUICK_MU_MIN,
+    SPEED_STANDARD_MU_MIN,
+)
+from pump.core.schedule import BasalProfile
 from pump.core.therapy import Settings
 
 # ----- text records ------------------------------------------------------------------------
@@ -228,13 +235,13 @@ def _int_in(d, key, low, high):
 def decode_therapy(d, unknown):
     """Rebuild therapy ``Settings``, checking each value as the therapy commands do."""
     s = Settings()
-    s.max_bolus_mu = _int_in(d, "max_bolus_mu", 1, bolus_mod.MAX_BOLUS_LIMIT_MU)
-    s.max_basal_mu_per_h = _int_in(d, "max_basal_mu_per_h", 1, 15_000)
+    s.max_bolus_mu = _int_in(d, "max_bolus_mu", 1, MAX_BOLUS_MU)
+    s.max_basal_mu_per_h = _int_in(d, "max_basal_mu_per_h", 1, MAX_BASAL_MU_PER_H)
     s.increment_mu = _int_in(d, "increment_mu", 1, 1000)
-    if s.increment_mu not in bolus_mod.INCREMENT_CHOICES_MU:
+    if s.increment_mu not in INCREMENT_CHOICES_MU:
         raise CorruptRecord("increment_mu not a choice")
     s.bolus_speed_mu_per_min = _int_in(
-        d, "bolus_speed_mu_per_min", bolus_mod.SPEED_STANDARD_MU_MIN, bolus_mod.SPEED_QUICK_MU_MIN
+        d, "bolus_speed_mu_per_min", SPEED_STANDARD_MU_MIN, SPEED_QUICK_MU_MIN
     )
     stored = d["profiles"]
     if type(stored) is not list or not (1 <= len(stored) <= MAX_PROFILES):

@@ -6,10 +6,8 @@ Pure logic. The count is in steps, exact: every forward step the motor emitted
 """
 
 from pump.core.errors import Refused, fmt_units
+from pump.core.limits import LOW_LEVEL_DEFAULT_MU, LOW_LEVEL_MAX_MU, LOW_LEVEL_MIN_MU
 
-LOW_LEVEL_MIN_MU = 10_000
-LOW_LEVEL_MAX_MU = 50_000
-LOW_LEVEL_DEFAULT_MU = 20_000
 MIN_LOAD_MU = 10_000
 TUBING_FILL_MAX_MU = 30_000  # an infusion set's tubing holds well under 30 U
 CANNULA_FILL_MIN_MU = 100

@@ -8,13 +8,14 @@ limit breach, is a fault for the app's one fault path.
 """
 
 from pump.core.errors import Refused, fmt_units
-
-MAX_HOUR_MIN_MU = 1_000
-MAX_HOUR_MAX_MU = 40_000
-MAX_HOUR_DEFAULT_MU = 15_000
-MAX_DAY_MIN_MU = 5_000
-MAX_DAY_MAX_MU = 200_000
-MAX_DAY_DEFAULT_MU = 80_000
+from pump.core.limits import (
+    MAX_DAY_DEFAULT_MU,
+    MAX_DAY_MAX_MU,
+    MAX_DAY_MIN_MU,
+    MAX_HOUR_DEFAULT_MU,
+    MAX_HOUR_MAX_MU,
+    MAX_HOUR_MIN_MU,
+)
 
 _MINUTE_MS = 60_000
 _HOUR_MS = 3_600_000

@@ -2,19 +2,20 @@
 
 from pump.core import events as ev
 from pump.core.errors import Refused, fmt_rate
+from pump.core.limits import (
+    MAX_NAME_LEN,
+    RATE_STEP_MU_H,
+    TEMP_MAX_MS,
+    TEMP_MAX_PERCENT,
+    TEMP_MIN_MS,
+)
 
 SLOT_MS = 1_800_000  # profiles change on 30-minute boundaries
 SLOTS_PER_DAY = 48
 DAY_MS = 86_400_000
-RATE_STEP_MU_H = 10  # rates are set in 0.01 U/h
-MAX_PROFILES = 4
-MAX_NAME_LEN = 12
 
 TEMP_PERCENT = 0
 TEMP_ABSOLUTE = 1
-TEMP_MAX_PERCENT = 250
-TEMP_MIN_MS = 30 * 60_000
-TEMP_MAX_MS = 24 * 3_600_000
 
 # Longest wait the accumulator reports; keeps every product in the interrupt small.
 FAR_MS = 60_000

@@ -10,9 +10,20 @@ from pump.core import events as ev
 from pump.core.calculator import CalculatorSettings
 from pump.core.errors import fmt_rate, fmt_units
 from pump.core.iob import DEFAULT_DIA_MS, RAPID_ACTING
-from pump.core.schedule import MAX_PROFILES, BasalProfile
-
-MAX_BASAL_LIMIT_MU_H = 15_000
+from pump.core.limits import (
+    AUTO_OFF_DEFAULT_H,
+    INCREMENT_CHOICES_MU,
+    LOW_LEVEL_DEFAULT_MU,
+    MAX_BASAL_MU_PER_H,
+    MAX_BOLUS_MU,
+    MAX_DAY_DEFAULT_MU,
+    MAX_HOUR_DEFAULT_MU,
+    MAX_PROFILES,
+    RATE_STEP_MU_H,
+    SPEED_QUICK_MU_MIN,
+    SPEED_STANDARD_MU_MIN,
+)
+from pump.core.schedule import BasalProfile
 
 
 class Settings:
@@ -22,14 +33,14 @@ class Settings:
         self.max_bolus_mu = 10_000
         self.max_basal_mu_per_h = 3_000
         self.increment_mu = bolus_mod.DEFAULT_INCREMENT_MU
-        self.bolus_speed_mu_per_min = bolus_mod.SPEED_STANDARD_MU_MIN
+        self.bolus_speed_mu_per_min = SPEED_STANDARD_MU_MIN
         self.profiles = [BasalProfile("Standard", [(0, 800)], self.max_basal_mu_per_h)]
         self.active_profile = 0
         # Safety settings (checked by the modules that use them).
-        self.max_hour_mu = 15_000  # insulin in any rolling hour
-        self.max_day_mu = 80_000  # insulin in any rolling day
-        self.low_reservoir_mu = 20_000
-        self.auto_off_h = 12  # 0 = off
+        self.max_hour_mu = MAX_HOUR_DEFAULT_MU  # insulin in any rolling hour
+        self.max_day_mu = MAX_DAY_DEFAULT_MU  # insulin in any rolling day
+        self.low_reservoir_mu = LOW_LEVEL_DEFAULT_MU
+        self.auto_off_h = AUTO_OFF_DEFAULT_H  # 0 = off
         # Bolus calculator: a pump.core.calculator.CalculatorSettings, None until set up.
         self.calculator: CalculatorSettings | None = None
         self.bg_mmol = False  # screens show BG in mmol/L instead of mg/dL
@@ -95,12 +106,12 @@ def delete_profile(therapy, now_ms, index):
 def set_limits(therapy, now_ms, max_bolus_mu, max_basal_mu_per_h):
     s = therapy.settings
     command = "limits"
-    if type(max_bolus_mu) is not int or not (0 < max_bolus_mu <= bolus_mod.MAX_BOLUS_LIMIT_MU):
+    if type(max_bolus_mu) is not int or not (0 < max_bolus_mu <= MAX_BOLUS_MU):
         raise therapy.refuse(
             now_ms,
             command,
             "max bolus must be above 0 and at most %s"
-            % fmt_units(bolus_mod.MAX_BOLUS_LIMIT_MU),
+            % fmt_units(MAX_BOLUS_MU),
         )
     if max_bolus_mu % s.increment_mu:
         raise therapy.refuse(
@@ -109,13 +120,13 @@ def set_limits(therapy, now_ms, max_bolus_mu, max_basal_mu_per_h):
             "max bolus must be a multiple of the bolus increment",
         )
     if type(max_basal_mu_per_h) is not int or not (
-        0 < max_basal_mu_per_h <= MAX_BASAL_LIMIT_MU_H
-    ) or max_basal_mu_per_h % 10:
+        0 < max_basal_mu_per_h <= MAX_BASAL_MU_PER_H
+    ) or max_basal_mu_per_h % RATE_STEP_MU_H:
         raise therapy.refuse(
             now_ms,
             command,
             "max basal must be above 0 and at most %s in 0.01 U/h"
-            % fmt_rate(MAX_BASAL_LIMIT_MU_H),
+            % fmt_rate(MAX_BASAL_MU_PER_H),
         )
     for profile in s.profiles:
         if profile.max_rate() > max_basal_mu_per_h:
@@ -144,7 +155,7 @@ def set_limits(therapy, now_ms, max_bolus_mu, max_basal_mu_per_h):
 def set_bolus_options(therapy, now_ms, increment_mu, speed_mu_per_min):
     s = therapy.settings
     command = "bolus options"
-    if increment_mu not in bolus_mod.INCREMENT_CHOICES_MU:
+    if increment_mu not in INCREMENT_CHOICES_MU:
         raise therapy.refuse(
             now_ms,
             command,
@@ -153,7 +164,7 @@ def set_bolus_options(therapy, now_ms, increment_mu, speed_mu_per_min):
     if s.max_bolus_mu % increment_mu:
         raise therapy.refuse(now_ms, command, "the max bolus is not a multiple of that increment")
     if type(speed_mu_per_min) is not int or not (
-        bolus_mod.SPEED_STANDARD_MU_MIN <= speed_mu_per_min <= bolus_mod.SPEED_QUICK_MU_MIN
+        SPEED_STANDARD_MU_MIN <= speed_mu_per_min <= SPEED_QUICK_MU_MIN
     ):
         raise therapy.refuse(now_ms, command, "bolus speed must be 1.5 to 15 U/min")
     if therapy.mech.steps_per_s_for_mu_per_min(speed_mu_per_min) > therapy.mech.max_step_rate:

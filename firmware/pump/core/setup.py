@@ -11,10 +11,9 @@ from pump.core import alarms as al
 from pump.core import events as ev
 from pump.core import reservoir as res
 from pump.core.errors import Refused
+from pump.core.limits import MAX_BASAL_MU_PER_H, MAX_PROFILES
 from pump.core.safety import check_limits
-from pump.core.therapy import MAX_BASAL_LIMIT_MU_H, Settings, Therapy
-
-PROFILES = 4
+from pump.core.therapy import Settings, Therapy
 
 
 def build(mech, values, now_ms=0):
@@ -31,8 +30,8 @@ def build(mech, values, now_ms=0):
         max_bolus = get("max_bolus", settings.max_bolus_mu)
         # Profiles first, under the highest max basal; the chosen max basal is checked
         # against all of them after.
-        scratch.set_limits(now_ms, max_bolus, MAX_BASAL_LIMIT_MU_H)
-        for index in range(PROFILES):
+        scratch.set_limits(now_ms, max_bolus, MAX_BASAL_MU_PER_H)
+        for index in range(MAX_PROFILES):
             name = get("name%d" % index)
             segments = get("basal%d" % index)
             if name is None and segments is None:
@@ -54,12 +53,7 @@ def build(mech, values, now_ms=0):
         low = get("low_reservoir", settings.low_reservoir_mu)
         res.Reservoir(mech, mech.reservoir_capacity_mu(), low)  # refuses a level out of range
         auto_off = get("auto_off", settings.auto_off_h)
-        if type(auto_off) is not int or not (
-            auto_off == 0 or al.AUTO_OFF_MIN_H <= auto_off <= al.AUTO_OFF_MAX_H
-        ):
-            raise Refused(
-                "auto-off is %d to %d h, or 0 for off" % (al.AUTO_OFF_MIN_H, al.AUTO_OFF_MAX_H)
-            )
+        al.check_auto_off(auto_off)
     except Refused as refusal:
         return str(refusal), None
     settings.low_reservoir_mu = low

@@ -12,14 +12,9 @@ from pump.core import schedule
 from pump.core import settings as settings_mod
 from pump.core.errors import Refused
 from pump.core.iob import InsulinCurve, IobHistory
-from pump.core.schedule import (
-    DAY_MS,
-    TEMP_ABSOLUTE,
-    TEMP_PERCENT,
-    BasalTicker,
-    check_rate,
-)
-from pump.core.settings import MAX_BASAL_LIMIT_MU_H, Settings  # noqa: F401  (re-exported)
+from pump.core.limits import SPEED_STANDARD_MU_MIN
+from pump.core.schedule import DAY_MS, TEMP_ABSOLUTE, TEMP_PERCENT, BasalTicker, check_rate
+from pump.core.settings import Settings  # noqa: F401  (re-exported)
 from pump.core.units import MS_PER_H, DoseCounter, basal_num
 
 BASAL = "basal"
@@ -63,7 +58,7 @@ class Therapy:
         self._missed_from = 0
         self._missed_rate = 0
         # Train speeds, worked out once (the arithmetic needs big ints on the Pico).
-        self._basal_sps = self._train_rate(bolus_mod.SPEED_STANDARD_MU_MIN)
+        self._basal_sps = self._train_rate(SPEED_STANDARD_MU_MIN)
         self._bolus_sps = self._train_rate(settings.bolus_speed_mu_per_min)
         self.apply_rate(now_ms)
 

@@ -3,6 +3,7 @@
 from micropython import const
 
 from pump.core import bolus as bolus_mod
+from pump.core import limits as lim
 from pump.ui import text
 from pump.ui.screens import Confirm, Editor, Menu, bolus_run_ms
 
@@ -41,9 +42,9 @@ def _duration_editor(ui, title, on_ok, start_ms=2 * _HOUR_MS):
             "duration",
             title,
             start_ms,
-            bolus_mod.EXTENDED_MIN_MS,
-            bolus_mod.EXTENDED_MAX_MS,
-            bolus_mod.EXTENDED_STEP_MS,
+            lim.EXTENDED_MIN_MS,
+            lim.EXTENDED_MAX_MS,
+            lim.EXTENDED_STEP_MS,
             text.duration,
             on_ok,
         )

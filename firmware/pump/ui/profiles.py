@@ -1,5 +1,6 @@
 """Basal profiles: the list, activating, deleting and editing one segment by segment."""
 
+from pump.core import limits as lim
 from pump.core import schedule
 from pump.ui import text
 from pump.ui.screens import Confirm, Menu
@@ -16,7 +17,7 @@ def profiles_menu(ui):
     for index in range(len(s.profiles)):
         mark = "*" if index == s.active_profile else " "
         items.append((mark + s.profiles[index].name, _profile_actions(index)))
-    if len(s.profiles) < schedule.MAX_PROFILES:
+    if len(s.profiles) < lim.MAX_PROFILES:
         items.append(("+ New profile", _profile_actions(len(s.profiles))))
     ui.push(Menu("profiles", "Basal profiles", items))
 
@@ -67,7 +68,7 @@ def edit_profile(ui, index):
     else:
         name = "Profile %d" % (index + 1)
         segments = [(0, s.profiles[s.active_profile].rate_at(0))]
-    fields = [("Rate", 0, s.max_basal_mu_per_h, schedule.RATE_STEP_MU_H, text.rate)]
+    fields = [("Rate", 0, s.max_basal_mu_per_h, lim.RATE_STEP_MU_H, text.rate)]
 
     def save(ui, new_segments):
         return ui.app.save_profile(index, name, new_segments)

@@ -1,9 +1,7 @@
 """Settings: time of day, limits, insulin limits, low reservoir, auto-off, bolus options,
 insulin action (the calculator's settings are in calc_settings)."""
 
-from pump.core import bolus as bolus_mod
-from pump.core import reservoir as res
-from pump.core import safety, schedule
+from pump.core import limits as lim
 from pump.ui import text
 from pump.ui.menu import lock_keys
 from pump.ui.screens import Confirm, Editor, Menu
@@ -71,10 +69,9 @@ def set_limits(ui):
     inc = s.increment_mu
     _edit_pair(
         ui,
-        ("max bolus", "Max bolus", s.max_bolus_mu, inc, bolus_mod.MAX_BOLUS_LIMIT_MU, inc,
-         text.units_u),
-        ("max basal", "Max basal", s.max_basal_mu_per_h, schedule.RATE_STEP_MU_H, 15_000, 50,
-         text.rate),
+        ("max bolus", "Max bolus", s.max_bolus_mu, inc, lim.MAX_BOLUS_MU, inc, text.units_u),
+        ("max basal", "Max basal", s.max_basal_mu_per_h, lim.RATE_STEP_MU_H,
+         lim.MAX_BASAL_MU_PER_H, 50, text.rate),
         "Limits",
         lambda ui, max_bolus, max_basal: ui.app.set_limits(max_bolus, max_basal),
     )
@@ -84,10 +81,10 @@ def set_insulin_limits(ui):
     s = _settings(ui)
     _edit_pair(
         ui,
-        ("max hour", "Max per hour", s.max_hour_mu, safety.MAX_HOUR_MIN_MU,
-         safety.MAX_HOUR_MAX_MU, 500, text.units_u),
-        ("max day", "Max per day", s.max_day_mu, safety.MAX_DAY_MIN_MU,
-         safety.MAX_DAY_MAX_MU, 1000, text.units_u),
+        ("max hour", "Max per hour", s.max_hour_mu, lim.MAX_HOUR_MIN_MU,
+         lim.MAX_HOUR_MAX_MU, 500, text.units_u),
+        ("max day", "Max per day", s.max_day_mu, lim.MAX_DAY_MIN_MU,
+         lim.MAX_DAY_MAX_MU, 1000, text.units_u),
         "Insulin limits",
         lambda ui, max_hour, max_day: ui.app.set_insulin_limits(max_hour, max_day),
     )
@@ -103,8 +100,8 @@ def set_low_reservoir(ui):
         ui.push(Confirm("confirm low reservoir", "Low reservoir", ["Warn at", text.units_u(level)],
                         apply, done=settings_done))
 
-    ui.push(Editor("low reservoir", "Low reservoir", s.low_reservoir_mu, res.LOW_LEVEL_MIN_MU,
-                   res.LOW_LEVEL_MAX_MU, 1000, text.units_u, level_ok))
+    ui.push(Editor("low reservoir", "Low reservoir", s.low_reservoir_mu, lim.LOW_LEVEL_MIN_MU,
+                   lim.LOW_LEVEL_MAX_MU, 1000, text.units_u, level_ok))
 
 
 _AUTO_OFF_CHOICES = (0, 5, 6, 8, 10, 12, 16, 20, 24)
@@ -131,7 +128,7 @@ def set_auto_off(ui):
 
 def bolus_options(ui):
     s = _settings(ui)
-    choices = bolus_mod.INCREMENT_CHOICES_MU
+    choices = lim.INCREMENT_CHOICES_MU
     start = choices.index(s.increment_mu) if s.increment_mu in choices else 0
 
     def increment_ok(ui, increment):
@@ -146,7 +143,7 @@ def bolus_options(ui):
             )
 
         ui.push(Editor("bolus speed", "Bolus speed", s.bolus_speed_mu_per_min,
-                       bolus_mod.SPEED_STANDARD_MU_MIN, bolus_mod.SPEED_QUICK_MU_MIN, 500,
+                       lim.SPEED_STANDARD_MU_MIN, lim.SPEED_QUICK_MU_MIN, 500,
                        text.speed, speed_ok))
 
     ui.push(Editor("bolus step", "Bolus step", start, 0, len(choices) - 1, 1, text.increment,

@@ -9,8 +9,9 @@ idle timeout, and the set-up alarm waits under them.
 
 from micropython import const
 
-from pump.core import safety, schedule
-from pump.core.therapy import MAX_BASAL_LIMIT_MU_H, Settings
+from pump.core import limits as lim
+from pump.core import schedule
+from pump.core.therapy import Settings
 from pump.ui import text
 from pump.ui.clock import DATE_FIRST, DateTimeEditor, guess_wall_s
 from pump.ui.screens import Confirm, Editor, Menu
@@ -80,7 +81,7 @@ class Setup:
     def _edit_basal(self, ui):
         from pump.ui.segments import SegmentList
 
-        fields = [("Rate", 0, MAX_BASAL_LIMIT_MU_H, schedule.RATE_STEP_MU_H, text.rate)]
+        fields = [("Rate", 0, lim.MAX_BASAL_MU_PER_H, lim.RATE_STEP_MU_H, text.rate)]
 
         def keep(ui, segments):
             self.segments = [tuple(segment) for segment in segments]
@@ -105,7 +106,7 @@ class Setup:
         segments = self.segments
         self._record(ui, "basal", how=how, segments=len(segments), daily_mu=_daily_mu(segments))
         self._push(ui, Editor("setup max bolus", "Setup 3/%d bolus" % _STEPS, self.max_bolus,
-                              self.increment, 25_000, self.increment, text.units_u,
+                              self.increment, lim.MAX_BOLUS_MU, self.increment, text.units_u,
                               self._max_bolus_ok, note="max bolus"))
 
     def _max_bolus_ok(self, ui, mu):
@@ -115,28 +116,28 @@ class Setup:
         low = highest if highest > 50 else 50
         start = self.max_basal if self.max_basal > low else low
         self._push(ui, Editor("setup max basal", "Setup 4/%d basal" % _STEPS, start,
-                              low, MAX_BASAL_LIMIT_MU_H, 50, text.rate, self._max_basal_ok,
+                              low, lim.MAX_BASAL_MU_PER_H, 50, text.rate, self._max_basal_ok,
                               note="max basal"))
 
     def _max_basal_ok(self, ui, mu_per_h):
         self.max_basal = mu_per_h
         self._record(ui, "max_basal", mu_per_h=mu_per_h)
-        low = safety.MAX_HOUR_MIN_MU
+        low = lim.MAX_HOUR_MIN_MU
         if low < mu_per_h:
             low = (mu_per_h + 499) // 500 * 500  # an hour of the max basal, at least
         start = self.max_hour if self.max_hour > low else low
         self._push(ui, Editor("setup max hour", "Setup 5/%d hour" % _STEPS, start, low,
-                              safety.MAX_HOUR_MAX_MU, 500, text.units_u, self._max_hour_ok,
+                              lim.MAX_HOUR_MAX_MU, 500, text.units_u, self._max_hour_ok,
                               note="most in 1 hour"))
 
     def _max_hour_ok(self, ui, mu):
         self.max_hour = mu
         self._record(ui, "max_hour", mu=mu)
-        low = mu if mu > safety.MAX_DAY_MIN_MU else safety.MAX_DAY_MIN_MU
+        low = mu if mu > lim.MAX_DAY_MIN_MU else lim.MAX_DAY_MIN_MU
         low = (low + 999) // 1000 * 1000
         start = self.max_day if self.max_day > low else low
         self._push(ui, Editor("setup max day", "Setup 6/%d day" % _STEPS, start, low,
-                              safety.MAX_DAY_MAX_MU, 1000, text.units_u, self._max_day_ok,
+                              lim.MAX_DAY_MAX_MU, 1000, text.units_u, self._max_day_ok,
                               note="most in 1 day"))
 
     def _max_day_ok(self, ui, mu):

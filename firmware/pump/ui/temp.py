@@ -2,6 +2,7 @@
 
 from micropython import const
 
+from pump.core import limits as lim
 from pump.core import schedule
 from pump.ui import text
 from pump.ui.screens import Confirm, Editor, Menu, Message
@@ -29,9 +30,9 @@ def _temp_duration(ui, title, on_ok):
             "duration",
             title,
             _HOUR_MS,
-            schedule.TEMP_MIN_MS,
-            schedule.TEMP_MAX_MS,
-            schedule.TEMP_MIN_MS,
+            lim.TEMP_MIN_MS,
+            lim.TEMP_MAX_MS,
+            lim.TEMP_MIN_MS,
             text.duration,
             on_ok,
         )
@@ -55,7 +56,7 @@ def temp_percent(ui):
         )
 
     ui.push(
-        Editor("temp percent", "Temp percent", 100, 0, schedule.TEMP_MAX_PERCENT, 10, text.percent,
+        Editor("temp percent", "Temp percent", 100, 0, lim.TEMP_MAX_PERCENT, 10, text.percent,
                value_ok)
     )
 
@@ -71,7 +72,7 @@ def temp_absolute(ui):
 
     ui.push(
         Editor("temp rate", "Temp rate", now_rate, 0, therapy.settings.max_basal_mu_per_h,
-               schedule.RATE_STEP_MU_H, text.rate, value_ok)
+               lim.RATE_STEP_MU_H, text.rate, value_ok)
     )
 
 
