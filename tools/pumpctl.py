@@ -28,6 +28,7 @@ import time
 import pumptext
 
 
+from pump.core import limits as lim
 from pump.core import protocol as p
 
 DEVICE = "pico-insulin-pump"
@@ -254,10 +255,14 @@ def settings_from_pump(client):
 def to_toml(settings):
     out = [
         "# Pump settings (pumpctl settings get), with the key names of a scenario's [settings].",
-        "max_bolus = %.2f          # U, up to 25" % settings["max_bolus"],
-        "max_basal = %.2f          # U/h, up to 15" % settings["max_basal"],
+        "max_bolus = %.2f          # U, up to %g" % (settings["max_bolus"],
+                                                   lim.MAX_BOLUS_MU / 1000),
+        "max_basal = %.2f          # U/h, up to %g" % (settings["max_basal"],
+                                                     lim.MAX_BASAL_MU_PER_H / 1000),
         "bolus_increment = %g     # U: 0.01, 0.025, 0.05 or 0.1" % settings["bolus_increment"],
-        "bolus_speed = %g          # U/min, 1.5 to 15" % settings["bolus_speed"],
+        "bolus_speed = %g          # U/min, %g to %g" % (settings["bolus_speed"],
+                                                       lim.SPEED_STANDARD_MU_MIN / 1000,
+                                                       lim.SPEED_QUICK_MU_MIN / 1000),
         "active_profile = %s" % json.dumps(settings["active_profile"]),
     ]
     extra = (("max_hour", "%g  # U in any hour"), ("max_day", "%g  # U in any day"),
@@ -298,10 +303,12 @@ def wire_settings(settings, pump_names=None):
                 key, ", ".join(SETTINGS_KEYS + tuple(SETUP_EXTRA))))
     pairs = []
     for key, wire, low, high, unit in (
-        ("max_bolus", "max_bolus", 0.001, 25, "U"),
-        ("max_basal", "max_basal", 0.01, 15, "U/h"),
-        ("bolus_increment", "increment", 0.01, 0.1, "U"),
-        ("bolus_speed", "speed", 1.5, 15, "U/min"),
+        ("max_bolus", "max_bolus", 0.001, lim.MAX_BOLUS_MU / 1000, "U"),
+        ("max_basal", "max_basal", lim.RATE_STEP_MU_H / 1000, lim.MAX_BASAL_MU_PER_H / 1000, "U/h"),
+        ("bolus_increment", "increment", lim.INCREMENT_CHOICES_MU[0] / 1000,
+         lim.INCREMENT_CHOICES_MU[-1] / 1000, "U"),
+        ("bolus_speed", "speed", lim.SPEED_STANDARD_MU_MIN / 1000, lim.SPEED_QUICK_MU_MIN / 1000,
+         "U/min"),
     ):
         if key in settings:
             pairs.append((wire, _file_number(settings, key, low, high, unit)))
@@ -312,8 +319,9 @@ def wire_settings(settings, pump_names=None):
         profiles = {"Standard": settings["basal"]}
     names = list(pump_names or [])
     if profiles is not None:
-        if not isinstance(profiles, dict) or not 1 <= len(profiles) <= 4:
-            raise ValueError('profiles: 1 to 4 profiles, as Name = [["00:00", 0.8], ...]')
+        if not isinstance(profiles, dict) or not 1 <= len(profiles) <= lim.MAX_PROFILES:
+            raise ValueError('profiles: 1 to %d profiles, as Name = [["00:00", 0.8], ...]'
+                             % lim.MAX_PROFILES)
         names = list(profiles)
         for index, (name, basal) in enumerate(profiles.items()):
             pairs.append(("name%d" % index, str(name)))
@@ -323,7 +331,8 @@ def wire_settings(settings, pump_names=None):
             for i, seg in enumerate(basal):
                 if not isinstance(seg, list) or len(seg) != 2 or not isinstance(seg[0], str):
                     raise ValueError('profiles.%s[%d]: expected ["HH:MM", U/h]' % (name, i))
-                rate = _file_number({"rate": seg[1]}, "rate", 0, 15, "U/h")
+                rate = _file_number({"rate": seg[1]}, "rate", 0, lim.MAX_BASAL_MU_PER_H / 1000,
+                                    "U/h")
                 segments.append("%s/%d" % (seg[0], rate))
             pairs.append(("basal%d" % index, ",".join(segments)))
     if "active_profile" in settings:
@@ -582,10 +591,11 @@ def cmd_time(client, args, out):
 # Settings only setup takes (beyond settings put's): file key -> (low, high, unit) as the
 # pump accepts them; amounts in U, auto_off in whole hours (0 = off).
 SETUP_EXTRA = {
-    "max_hour": (1, 40, "U"),  # the most insulin in any hour
-    "max_day": (5, 200, "U"),  # the most insulin in any day
-    "low_reservoir": (10, 50, "U"),  # what is left when the low-reservoir alarm sounds
-    "auto_off": (0, 24, "h"),  # hours without a key press before auto-off
+    "max_hour": (lim.MAX_HOUR_MIN_MU / 1000, lim.MAX_HOUR_MAX_MU / 1000, "U"),  # in any hour
+    "max_day": (lim.MAX_DAY_MIN_MU / 1000, lim.MAX_DAY_MAX_MU / 1000, "U"),  # in any day
+    # what is left when the low-reservoir alarm sounds
+    "low_reservoir": (lim.LOW_LEVEL_MIN_MU / 1000, lim.LOW_LEVEL_MAX_MU / 1000, "U"),
+    "auto_off": (0, lim.AUTO_OFF_MAX_H, "h"),  # hours without a key press before auto-off
 }
 
 
