@@ -15,7 +15,7 @@ from pump.core import alarms as al
 from pump.core import battery as bat
 from pump.core import events as ev
 from pump.core import reservoir as res
-from pump.core.errors import fmt_units
+from pump.core.fmt import fmt_units
 from pump.core.occlusion import OCCLUDED
 from pump.core.safety import DeliveryMonitor
 

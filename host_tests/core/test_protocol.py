@@ -75,8 +75,8 @@ def test_therapy_commands_parse_into_integers_and_are_marked_therapy():
 
 def test_out_of_range_arguments_are_refused_with_a_reason():
     cases = (
-        ("1 bolus 0", "bolus must be from 0.001 U to 25.000 U, got 0.000 U"),
-        ("1 bolus 25001", "bolus must be from 0.001 U to 25.000 U, got 25.001 U"),
+        ("1 bolus 0", "bolus must be from 0.001 U to 25.00 U, got 0.00 U"),
+        ("1 bolus 25001", "bolus must be from 0.001 U to 25.00 U, got 25.001 U"),
         ("1 bolus 2.5", "whole number"),
         ("1 bolus -100", "whole number"),
         ("1 bolus 1_000", "whole number"),
@@ -92,14 +92,14 @@ def test_out_of_range_arguments_are_refused_with_a_reason():
         ("1 status now", "takes no arguments"),
         ("1 settings_put", "usage: settings_put"),
         ("1 settings_put increment=30",
-         "increment must be 0.010, 0.025, 0.050 or 0.100 U, got 0.030 U"),
+         "increment must be 0.01, 0.025, 0.05 or 0.1 U, got 0.03 U"),
         ("1 settings_put max_bolus=100 max_bolus=200", "given twice"),
         ("1 settings_put volume=3", "unknown setting"),
         ("1 settings_put basal0=06:00/800", "starts at 00:00"),
         ("1 settings_put basal0=00:00/800,00:00/900", "not after"),
         ("1 settings_put basal0=00:00/800,06:15/900", "half-hour"),
         ("1 settings_put basal0=00:00/16000",
-         "basal rate at 00:00 must be from 0.000 U/h to 15.000 U/h, got 16.000 U/h"),
+         "basal rate at 00:00 must be from 0.00 U/h to 15.00 U/h, got 16.00 U/h"),
     )
     for body, reason in cases:
         item = _one(p.Decoder(), _frame(body))

@@ -1,6 +1,7 @@
 """Boluses: normal, extended (square wave) and dual wave, delivered in whole steps."""
 
-from pump.core.errors import Refused, fmt_units
+from pump.core.errors import Refused
+from pump.core.fmt import fmt_units
 from pump.core.limits import EXTENDED_MAX_MS, EXTENDED_MIN_MS, EXTENDED_STEP_MS
 
 NORMAL = "normal"

@@ -20,7 +20,8 @@ at 60 mg/dL/U is exactly 1.00 U, not 0.99 U. The products exceed small ints: mai
 loop only.
 """
 
-from pump.core.errors import Refused, fmt_units
+from pump.core.errors import Refused
+from pump.core.fmt import fmt_units
 from pump.core.limits import INCREMENT_CHOICES_MU, MAX_BOLUS_MU
 from pump.core.schedule import DAY_MS, SLOT_MS, SLOTS_PER_DAY, slot_text
 

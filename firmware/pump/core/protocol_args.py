@@ -5,6 +5,7 @@ minutes); a refusal says what was wrong in units a person reads (U, U/h, hh:mm).
 """
 
 from pump.core import limits as lim
+from pump.core.fmt import fmt_units
 from pump.core.limits import INCREMENT_CHOICES_MU, MAX_BASAL_MU_PER_H, MAX_BOLUS_MU, MAX_PROFILES
 
 # The therapy-changing arguments take the ranges of the settings (pump.core.limits); the
@@ -27,11 +28,6 @@ _SETUP_ONLY = {
 
 class ArgError(ValueError):
     """An argument that does not parse or is out of range; the message says which."""
-
-
-def fmt_u(mu):
-    """Milliunits as units with three decimals: 30000 -> '30.000 U'."""
-    return "%d.%03d U" % (mu // 1000, mu % 1000)
 
 
 def split_tokens(text):
@@ -97,7 +93,7 @@ def parse_mu(text, what, low, high, per=""):
         pass
     if text and len(text) <= 9 and text.isdigit():
         raise ArgError("%s must be from %s%s to %s%s, got %s%s" % (
-            what, fmt_u(low), per, fmt_u(high), per, fmt_u(int(text)), per))
+            what, fmt_units(low), per, fmt_units(high), per, fmt_units(int(text)), per))
     raise ArgError("%s must be a whole number of mU%s, got %r" % (what, per, text))
 
 
@@ -232,7 +228,7 @@ def settings_value(key, text, setup=False):
     if key == "increment":
         value = parse_mu(text, key, 1, INCREMENT_CHOICES_MU[-1])
         if value not in INCREMENT_CHOICES_MU:
-            raise ArgError("increment must be 0.010, 0.025, 0.050 or 0.100 U, got %s" % fmt_u(
+            raise ArgError("increment must be 0.01, 0.025, 0.05 or 0.1 U, got %s" % fmt_units(
                 value))
         return value
     if key == "speed":

@@ -5,7 +5,8 @@ Pure logic. The count is in steps, exact: every forward step the motor emitted
 (tubing and cannula fill) uses insulin from here but is never therapy.
 """
 
-from pump.core.errors import Refused, fmt_units
+from pump.core.errors import Refused
+from pump.core.fmt import fmt_units
 from pump.core.limits import LOW_LEVEL_DEFAULT_MU, LOW_LEVEL_MAX_MU, LOW_LEVEL_MIN_MU
 
 MIN_LOAD_MU = 10_000

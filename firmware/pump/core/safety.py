@@ -7,7 +7,8 @@ on the STEP line and the trains the stepper reported; any disagreement, and any
 limit breach, is a fault for the app's one fault path.
 """
 
-from pump.core.errors import Refused, fmt_units
+from pump.core.errors import Refused
+from pump.core.fmt import fmt_units
 from pump.core.limits import (
     MAX_DAY_DEFAULT_MU,
     MAX_DAY_MAX_MU,

@@ -1,7 +1,8 @@
 """Basal profiles, temporary basal rates, and the accumulator that turns time into steps."""
 
 from pump.core import events as ev
-from pump.core.errors import Refused, fmt_rate
+from pump.core.errors import Refused
+from pump.core.fmt import fmt_rate
 from pump.core.limits import (
     MAX_NAME_LEN,
     RATE_STEP_MU_H,

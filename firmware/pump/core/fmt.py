@@ -1,0 +1,22 @@
+"""Insulin amounts and rates as a person reads them in the core's messages.
+
+Exact to the milliunit: two decimals, three when the thousandths are not 0. So a
+delivered amount reads as its nearest 0.001 U, and a limit or an amount left is never
+shown larger than it is (nor smaller).
+"""
+
+
+def fmt_units(mu):
+    """Milliunits as U: 2500 -> '2.50 U', 25 -> '0.025 U', -1234 -> '-1.234 U'."""
+    sign = ""
+    if mu < 0:
+        sign = "-"
+        mu = -mu
+    if mu % 10:
+        return "%s%d.%03d U" % (sign, mu // 1000, mu % 1000)
+    return "%s%d.%02d U" % (sign, mu // 1000, mu % 1000 // 10)
+
+
+def fmt_rate(mu_per_h):
+    """A rate in mU/h as U/h, as exact as ``fmt_units``: 800 -> '0.80 U/h'."""
+    return fmt_units(mu_per_h) + "/h"

@@ -1,0 +1,30 @@
+"""One way to write insulin for a person: exact to the milliunit, never rounded up."""
+
+from support import raises
+
+from pump.core.bolus import check_amount
+from pump.core.errors import Refused
+from pump.core.fmt import fmt_rate, fmt_units
+from pump.core.protocol_args import ArgError, parse_mu
+
+
+def test_amounts_read_exactly_to_the_milliunit():
+    assert fmt_units(2500) == "2.50 U"
+    assert fmt_units(0) == "0.00 U"
+    assert fmt_units(25) == "0.025 U"
+    assert fmt_units(1999) == "1.999 U"  # not rounded down to 1.99, nor up to 2.00
+    assert fmt_units(10_025) == "10.025 U"
+    assert fmt_units(-1234) == "-1.234 U"
+    assert fmt_units(-50) == "-0.05 U"
+    assert fmt_rate(800) == "0.80 U/h"
+    assert fmt_rate(15_000) == "15.00 U/h"
+    assert fmt_rate(1_005) == "1.005 U/h"
+
+
+def test_the_core_and_the_protocol_write_an_amount_alike():
+    refusal = raises(Refused, check_amount, 10_025, 25, 10_000)
+    assert "10.025 U is above the max bolus 10.00 U" in str(refusal)
+    wire = raises(ArgError, parse_mu, "25001", "bolus", 1, 25_000)
+    assert str(wire) == "bolus must be from 0.001 U to 25.00 U, got 25.001 U"
+    rate = raises(ArgError, parse_mu, "16000", "temp rate", 0, 15_000, "/h")
+    assert str(rate) == "temp rate must be from 0.00 U/h to 15.00 U/h, got 16.00 U/h"
