@@ -4,7 +4,7 @@ from support import raises
 
 from pump.core.bolus import check_amount
 from pump.core.errors import Refused
-from pump.core.fmt import fmt_rate, fmt_units
+from pump.core.fmt import fmt_rate, fmt_units, fmt_units_down
 from pump.core.protocol_args import ArgError, parse_mu
 
 
@@ -28,3 +28,10 @@ def test_the_core_and_the_protocol_write_an_amount_alike():
     assert str(wire) == "bolus must be from 0.001 U to 25.00 U, got 25.001 U"
     rate = raises(ArgError, parse_mu, "16000", "temp rate", 0, 15_000, "/h")
     assert str(rate) == "temp rate must be from 0.00 U/h to 15.00 U/h, got 16.00 U/h"
+
+
+def test_the_screen_s_two_decimals_never_show_more_than_there_is():
+    assert fmt_units_down(2500) == "2.50"
+    assert fmt_units_down(2509) == "2.50"  # not 2.51
+    assert fmt_units_down(9) == "0.00"
+    assert fmt_units_down(-1234) == "-1.23"

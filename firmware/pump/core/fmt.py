@@ -2,7 +2,8 @@
 
 Exact to the milliunit: two decimals, three when the thousandths are not 0. So a
 delivered amount reads as its nearest 0.001 U, and a limit or an amount left is never
-shown larger than it is (nor smaller).
+shown larger than it is (nor smaller). The 16-column screen has room for two decimals
+only: ``fmt_units_down`` cuts the third off, so what it shows is never more than there is.
 """
 
 
@@ -20,3 +21,12 @@ def fmt_units(mu):
 def fmt_rate(mu_per_h):
     """A rate in mU/h as U/h, as exact as ``fmt_units``: 800 -> '0.80 U/h'."""
     return fmt_units(mu_per_h) + "/h"
+
+
+def fmt_units_down(mu):
+    """Milliunits as U with two decimals, cut toward 0, no unit: 2509 -> '2.50'."""
+    sign = ""
+    if mu < 0:
+        sign = "-"
+        mu = -mu
+    return "%s%d.%02d" % (sign, mu // 1000, mu % 1000 // 10)

@@ -2,16 +2,10 @@
 
 from micropython import const
 
+from pump.core.fmt import fmt_units
+from pump.core.fmt import fmt_units_down as units  # noqa: F401  (the screens' amounts)
+
 COLUMNS = const(16)  # 8x8 font on 128 pixels
-
-
-def units(mu):
-    """Milliunits as units with two decimals, no unit: 2500 -> '2.50'."""
-    sign = ""
-    if mu < 0:
-        sign = "-"
-        mu = -mu
-    return "%s%d.%02d" % (sign, mu // 1000, (mu % 1000) // 10)
 
 
 def units_u(mu):
@@ -51,8 +45,8 @@ def speed(mu_per_min):
 
 
 def increment(mu):
-    """A bolus step, to the mU: 50 -> '0.050 U'."""
-    return "%d.%03d U" % (mu // 1000, mu % 1000)
+    """A bolus step, to the mU: 50 -> '0.05 U', 25 -> '0.025 U'."""
+    return fmt_units(mu)
 
 
 def wrap(text, width=COLUMNS, max_lines=6):
