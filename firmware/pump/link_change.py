@@ -8,6 +8,7 @@ in RAM between changes.
 from pump.core import bolus as bolus_mod
 from pump.core.errors import Refused
 from pump.core.schedule import TEMP_ABSOLUTE, TEMP_PERCENT, check_temp
+from pump.core.settings import profile_edits
 from pump.core.state import DAY_S, days_from_date
 
 _SETTINGS_GROUPS = ("options", "limits", "profiles", "select")
@@ -210,19 +211,7 @@ def _steps(group, values, s):
             return [("set_limits",
                      (get("max_bolus", s.max_bolus_mu), get("max_basal", s.max_basal_mu_per_h)))]
     elif group == "profiles":
-        steps = []
-        for index in range(4):
-            name = get("name%d" % index)
-            segments = get("basal%d" % index)
-            if name is None and segments is None:
-                continue
-            old = s.profiles[index] if index < len(s.profiles) else None
-            if name is None:
-                name = old.name if old is not None else "Profile %d" % (index + 1)
-            if segments is None:
-                segments = old.segments if old is not None else ()
-            steps.append(("save_profile", (index, name, list(segments))))
-        return steps
+        return [("save_profile", edit) for edit in profile_edits(values, s.profiles)]
     elif group == "select":
         if "active_profile" in values:
             return [("select_profile", (values["active_profile"],))]

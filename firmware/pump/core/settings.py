@@ -50,6 +50,25 @@ class Settings:
 
 
 
+def profile_edits(values, profiles):
+    """(index, name, segments) for each profile ``values`` names or gives segments
+    (protocol keys name0.., basal0..); a part left out stays as in ``profiles``, and a new
+    profile without a name is called 'Profile N'."""
+    edits = []
+    for index in range(MAX_PROFILES):
+        name = values.get("name%d" % index)
+        segments = values.get("basal%d" % index)
+        if name is None and segments is None:
+            continue
+        old = profiles[index] if index < len(profiles) else None
+        if name is None:
+            name = old.name if old is not None else "Profile %d" % (index + 1)
+        if segments is None:
+            segments = old.segments if old is not None else ()
+        edits.append((index, name, list(segments)))
+    return edits
+
+
 def select_profile(therapy, now_ms, index):
     s = therapy.settings
     if type(index) is not int or not (0 <= index < len(s.profiles)):

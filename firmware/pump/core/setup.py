@@ -11,8 +11,9 @@ from pump.core import alarms as al
 from pump.core import events as ev
 from pump.core import reservoir as res
 from pump.core.errors import Refused
-from pump.core.limits import MAX_BASAL_MU_PER_H, MAX_PROFILES
+from pump.core.limits import MAX_BASAL_MU_PER_H
 from pump.core.safety import check_limits
+from pump.core.settings import profile_edits
 from pump.core.therapy import Settings, Therapy
 
 
@@ -31,17 +32,8 @@ def build(mech, values, now_ms=0):
         # Profiles first, under the highest max basal; the chosen max basal is checked
         # against all of them after.
         scratch.set_limits(now_ms, max_bolus, MAX_BASAL_MU_PER_H)
-        for index in range(MAX_PROFILES):
-            name = get("name%d" % index)
-            segments = get("basal%d" % index)
-            if name is None and segments is None:
-                continue
-            old = settings.profiles[index] if index < len(settings.profiles) else None
-            if name is None:
-                name = old.name if old is not None else "Profile %d" % (index + 1)
-            if segments is None:
-                segments = old.segments if old is not None else ()
-            scratch.save_profile(now_ms, index, name, list(segments))
+        for index, name, segments in profile_edits(values, settings.profiles):
+            scratch.save_profile(now_ms, index, name, segments)
         if "active_profile" in values:
             scratch.select_profile(now_ms, values["active_profile"])
         hour = get("max_hour", settings.max_hour_mu)
