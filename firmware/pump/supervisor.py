@@ -250,16 +250,21 @@ class Supervisor:
         if level == self._reservoir_level or not reservoir.in_use():
             return
         self._reservoir_level = level
-        remaining = reservoir.remaining_mu()
-        alarms = self._app.alarms
-        if level == res.EMPTY:
-            self.fault(al.RESERVOIR_EMPTY, remaining_mu=remaining)
+        self._two_levels(now, level == res.EMPTY, level == res.LOW, al.RESERVOIR_EMPTY,
+                         al.RESERVOIR_LOW, remaining_mu=reservoir.remaining_mu())
+
+    def _two_levels(self, now, out, low, out_code, low_code, **fields):
+        """A supply that runs out: the fault when it is out, else the low alarm raised or
+        cleared (the reservoir, the battery)."""
+        if out:
+            self.fault(out_code, **fields)
             return
-        alarms.clear(now, al.RESERVOIR_EMPTY)
-        if level == res.LOW:
-            alarms.raise_alarm(now, al.RESERVOIR_LOW, remaining_mu=remaining)
+        alarms = self._app.alarms
+        alarms.clear(now, out_code)
+        if low:
+            alarms.raise_alarm(now, low_code, **fields)
         else:
-            alarms.clear(now, al.RESERVOIR_LOW)
+            alarms.clear(now, low_code)
 
     def watch_reservoir(self):
         """The reservoir's level was restored (at boot): watch it from there."""
@@ -294,15 +299,8 @@ class Supervisor:
         if state is None:
             return
         app.events.emit(now, ev.BATTERY, state=bat.STATE_NAMES[state], mv=mv)
-        alarms = app.alarms
-        if state == bat.DEPLETED:
-            self.fault(al.BATTERY_DEPLETED, mv=mv)
-            return
-        alarms.clear(now, al.BATTERY_DEPLETED)
-        if state == bat.LOW:
-            alarms.raise_alarm(now, al.BATTERY_LOW, mv=mv)
-        else:
-            alarms.clear(now, al.BATTERY_LOW)
+        self._two_levels(now, state == bat.DEPLETED, state == bat.LOW, al.BATTERY_DEPLETED,
+                         al.BATTERY_LOW, mv=mv)
 
     def battery_percent(self):
         """The battery gauge for the screen, 0-100 %, or None before the first reading."""
