@@ -319,7 +319,8 @@ def test_a_marked_reset_raises_no_restarted_alarm(planned, monkeypatch):
 # ----- firmware/manifest.py --------------------------------------------------------------
 
 
-def test_the_freeze_manifest_names_the_package_and_the_firmware_version():
+def test_the_freeze_manifest_names_the_package_and_the_firmware_version(monkeypatch):
+    monkeypatch.chdir(os.path.join(ROOT, "firmware"))  # as MicroPython's manifest reader does
     calls = []
     scope = {
         "metadata": lambda **kw: calls.append(("metadata", kw)),
