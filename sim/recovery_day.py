@@ -7,6 +7,7 @@ the power cut at flash operation ``op``; ``check(sim)`` judges what the pump did
 """
 
 from pump.core import bolus as bolus_mod
+from pump.core.limits import SPEED_QUICK_MU_MIN
 from pump.core.schedule import TEMP_PERCENT, BasalProfile
 from pump.core.state import OK
 from pump.core.therapy import BOLUS, Settings
@@ -22,7 +23,7 @@ AFTER_MS = MIN_MS  # how long the pump runs after it boots again
 IOB_CHECK_MS = 3 * 3_600_000  # a bolus this recent still counts in insulin on board
 OLD_MAX_BOLUS_MU = 10_000
 NEW_MAX_BOLUS_MU = 8_000
-QUICK_MU_PER_MIN = 15_000
+QUICK_MU_PER_MIN = SPEED_QUICK_MU_MIN
 TRAIN_STEPS = 85  # a quick bolus train on the default board: 170 steps/s for half a second
 BASAL_RESERVE_STEPS = 68  # pump.persistence.default_policy()
 

@@ -34,7 +34,6 @@ REJECTED = "rejected"  # the person pressed BACK
 EXPIRED = "expired"  # not confirmed within 60 s
 CANCELLED = "cancelled"  # its screen went away unanswered
 
-_MAX_STAGED_SEGMENTS = const(48)  # per profile, over all setup_put requests
 
 
 class HeldChange:
@@ -258,9 +257,9 @@ class Link:
                               "before it" % key, now, "setup_put")
                     return
                 value = staged + value
-                if len(value) > _MAX_STAGED_SEGMENTS:
+                if len(value) > p.MAX_SEGMENTS:  # per profile, over all setup_put requests
                     self._err(req.seq, p.E_BAD_ARGS, "a profile has at most %d segments"
-                              % _MAX_STAGED_SEGMENTS, now, "setup_put")
+                              % p.MAX_SEGMENTS, now, "setup_put")
                     return
             draft[key] = value
         self.draft = draft

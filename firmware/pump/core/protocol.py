@@ -20,6 +20,7 @@ from pump.core.protocol_args import (  # noqa: F401  (the protocol's names, in o
     MAX_BASAL_MU_PER_H,
     MAX_BOLUS_MU,
     MAX_PROFILES,
+    MAX_SEGMENTS,
     MAX_SEQ,
     ArgError,
     parse_decimal,

@@ -7,13 +7,14 @@ minutes); a refusal says what was wrong in units a person reads (U, U/h, hh:mm).
 from pump.core import limits as lim
 from pump.core.fmt import fmt_units
 from pump.core.limits import INCREMENT_CHOICES_MU, MAX_BASAL_MU_PER_H, MAX_BOLUS_MU, MAX_PROFILES
+from pump.core.schedule import SLOTS_PER_DAY
 
 # The therapy-changing arguments take the ranges of the settings (pump.core.limits); the
 # pump's own settings and safety checks then apply on top of them.
 MAX_SEQ = 999_999_999  # nine digits: stays a small int on the RP2040
 HISTORY_MAX_COUNT = 50
 HISTORY_DEFAULT_COUNT = 20
-MAX_SEGMENTS = 48  # one a half-hour
+MAX_SEGMENTS = SLOTS_PER_DAY  # a profile changes on the half-hours only
 TEMP_KINDS = ("percent", "rate")
 _MINUTE_MS = 60_000
 
