@@ -20,6 +20,7 @@ from fractions import Fraction
 import scenario as runner
 from sim.pump import SimPump
 
+from pump.core import limits as lim
 from pump.core.schedule import BasalProfile
 from pump.core.therapy import BASAL, Settings
 
@@ -36,10 +37,10 @@ def basal_settings(rate_u_h):
     """One rate all day; limits and auto-off out of the way of a 24-hour run."""
     s = Settings()
     rate_mu = round(rate_u_h * 1000)
-    s.max_basal_mu_per_h = max(15_000, rate_mu)
+    s.max_basal_mu_per_h = max(lim.MAX_BASAL_MU_PER_H, rate_mu)
     s.profiles = [BasalProfile("Bench", [(0, rate_mu)], s.max_basal_mu_per_h)]
     s.max_hour_mu = max(s.max_hour_mu, s.max_basal_mu_per_h, 2 * rate_mu)
-    s.max_day_mu = 200_000
+    s.max_day_mu = lim.MAX_DAY_MAX_MU
     s.auto_off_h = 0
     return s
 

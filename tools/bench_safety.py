@@ -25,6 +25,7 @@ import plot
 from pump.core import alarms as al
 from pump.core import bolus as bolus_mod
 from pump.core import events as ev
+from pump.core import limits as lim
 from pump.core.schedule import BasalProfile
 from pump.core.therapy import Settings
 
@@ -52,11 +53,11 @@ TARGETS = {
 
 def settings(rate_u_h):
     s = Settings()
-    s.max_basal_mu_per_h = 15_000
-    s.profiles = [BasalProfile("Bench", [(0, round(rate_u_h * 1000))], 15_000)]
+    s.max_basal_mu_per_h = lim.MAX_BASAL_MU_PER_H
+    s.profiles = [BasalProfile("Bench", [(0, round(rate_u_h * 1000))], s.max_basal_mu_per_h)]
     s.auto_off_h = 0
-    s.max_hour_mu = 40_000
-    s.max_day_mu = 200_000
+    s.max_hour_mu = lim.MAX_HOUR_MAX_MU
+    s.max_day_mu = lim.MAX_DAY_MAX_MU
     return s
 
 
