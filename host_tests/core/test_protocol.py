@@ -92,7 +92,7 @@ def test_out_of_range_arguments_are_refused_with_a_reason():
         ("1 status now", "takes no arguments"),
         ("1 settings_put", "usage: settings_put"),
         ("1 settings_put increment=30",
-         "increment must be 0.01, 0.025, 0.05 or 0.1 U, got 0.03 U"),
+         "increment must be 0.01, 0.025, 0.05 or 0.10 U, got 0.03 U"),
         ("1 settings_put max_bolus=100 max_bolus=200", "given twice"),
         ("1 settings_put volume=3", "unknown setting"),
         ("1 settings_put basal0=06:00/800", "starts at 00:00"),

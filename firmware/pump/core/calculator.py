@@ -21,7 +21,7 @@ loop only.
 """
 
 from pump.core.errors import Refused
-from pump.core.fmt import fmt_units
+from pump.core.fmt import fmt_choices, fmt_units
 from pump.core.limits import INCREMENT_CHOICES_MU, MAX_BOLUS_MU
 from pump.core.schedule import DAY_MS, SLOT_MS, SLOTS_PER_DAY, slot_text
 
@@ -263,7 +263,7 @@ def suggest(settings, ms_of_day, carbs_g, bg_mgdl, iob_mu, increment_mu, max_bol
     if type(iob_mu) is not int or iob_mu < 0:
         raise Refused("insulin on board must be 0 mU or more")
     if increment_mu not in INCREMENT_CHOICES_MU:
-        raise Refused("bolus increment must be 0.01, 0.025, 0.05 or 0.1 U")
+        raise Refused("bolus increment must be " + fmt_choices(INCREMENT_CHOICES_MU))
     if not _int_in(max_bolus_mu, 1, MAX_BOLUS_MU):
         raise Refused("max bolus must be above 0 and at most %s" % fmt_units(MAX_BOLUS_MU))
     used = settings.at(ms_of_day)

@@ -18,6 +18,13 @@ def fmt_units(mu):
     return "%s%d.%02d U" % (sign, mu // 1000, mu % 1000 // 10)
 
 
+def fmt_choices(mus):
+    """Amounts to choose from, as one phrase: (10, 25, 50, 100) -> '0.01, 0.025, 0.05 or
+    0.10 U'."""
+    texts = [fmt_units(mu)[:-2] for mu in mus]
+    return ", ".join(texts[:-1]) + " or " + texts[-1] + " U"
+
+
 def fmt_rate(mu_per_h):
     """A rate in mU/h as U/h, as exact as ``fmt_units``: 800 -> '0.80 U/h'."""
     return fmt_units(mu_per_h) + "/h"

@@ -5,7 +5,7 @@ minutes); a refusal says what was wrong in units a person reads (U, U/h, hh:mm).
 """
 
 from pump.core import limits as lim
-from pump.core.fmt import fmt_units
+from pump.core.fmt import fmt_choices, fmt_units
 from pump.core.limits import INCREMENT_CHOICES_MU, MAX_BASAL_MU_PER_H, MAX_BOLUS_MU, MAX_PROFILES
 from pump.core.schedule import SLOTS_PER_DAY
 
@@ -229,8 +229,8 @@ def settings_value(key, text, setup=False):
     if key == "increment":
         value = parse_mu(text, key, 1, INCREMENT_CHOICES_MU[-1])
         if value not in INCREMENT_CHOICES_MU:
-            raise ArgError("increment must be 0.01, 0.025, 0.05 or 0.1 U, got %s" % fmt_units(
-                value))
+            raise ArgError("increment must be %s, got %s" % (fmt_choices(INCREMENT_CHOICES_MU),
+                                                            fmt_units(value)))
         return value
     if key == "speed":
         return parse_mu(text, key, lim.SPEED_STANDARD_MU_MIN, lim.SPEED_QUICK_MU_MIN, "/min")

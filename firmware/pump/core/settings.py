@@ -8,7 +8,7 @@ commands act on a ``pump.core.therapy.Therapy`` through its public calls.
 from pump.core import bolus as bolus_mod
 from pump.core import events as ev
 from pump.core.calculator import CalculatorSettings
-from pump.core.fmt import fmt_rate, fmt_units
+from pump.core.fmt import fmt_choices, fmt_rate, fmt_units
 from pump.core.iob import DEFAULT_DIA_MS, RAPID_ACTING
 from pump.core.limits import (
     AUTO_OFF_DEFAULT_H,
@@ -178,7 +178,7 @@ def set_bolus_options(therapy, now_ms, increment_mu, speed_mu_per_min):
         raise therapy.refuse(
             now_ms,
             command,
-            "bolus increment must be 0.01, 0.025, 0.05 or 0.1 U",
+            "bolus increment must be " + fmt_choices(INCREMENT_CHOICES_MU),
         )
     if s.max_bolus_mu % increment_mu:
         raise therapy.refuse(now_ms, command, "the max bolus is not a multiple of that increment")
