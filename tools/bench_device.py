@@ -14,9 +14,11 @@ the last automatic collection left.
 
 import argparse
 import datetime
+import fcntl
 import os
 import subprocess
 import sys
+import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -51,11 +53,15 @@ def measure(uf2, say):
     rig = emu_rig.Rig(uf2)
     result = {"image": os.path.basename(uf2), "notes": []}
     try:
-        started = time.monotonic()
-        flash = subprocess.run(
-            ["make", "-s", "-C", ROOT, "flash", "PORT=" + rig.port],
-            capture_output=True, text=True, timeout=1200,
-        )
+        # One make flash at a time on this machine (make build rewrites build/).
+        lock_path = os.path.join(tempfile.gettempdir(), "pump-device-tier-flash.lock")
+        with open(lock_path, "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            started = time.monotonic()
+            flash = subprocess.run(
+                ["make", "-s", "-C", ROOT, "flash", "PORT=" + rig.port],
+                capture_output=True, text=True, timeout=1200,
+            )
         output = flash.stdout + flash.stderr
         result["flash_s"] = round(time.monotonic() - started)
         result["romfs"] = "romfs" in output.lower() and "deploy" in output.lower()
@@ -119,10 +125,10 @@ def write_report(results, path):
         "(240.1 KB) is read from the emulated RAM every 100 ms (its allocation table, bounds",
         "from the image's -info.json). The firmware forces no collection, so each figure is",
         "the most free seen over a stretch (what the last automatic collection left) and the",
-        "least largest free block seen; a screen's stretch runs from the screen before it.",
+        "largest free block at that moment; a screen's stretch runs from the screen before it.",
         "",
         "| image | code in | after boot: free / largest | bolus: free / largest"
-        " | worst screen: free / largest | gallery: least largest | resets | CPU busy"
+        " | worst screen: free / largest | screen with the least largest | resets | CPU busy"
         " | emulated : wall | MIPS |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
@@ -134,16 +140,16 @@ def write_report(results, path):
         bolus = r["bolus"]
         screens = r.get("screens") or {}
         worst = min(screens, key=lambda n: screens[n]["maxFree"]) if screens else None
-        least = min(screens, key=lambda n: screens[n]["minLargest"]) if screens else None
+        least = min(screens, key=lambda n: screens[n]["bestLargest"]) if screens else None
         lines.append(
             "| %s | %s | %s / %s | %s / %s | %s (%s) / %s | %s (%s) | %s | %.0f %% | %.2f | %.1f |"
             % (
                 r["image"], "ROMFS" if r["romfs"] else "littlefs",
-                kb(boot["maxFree"]), kb(boot["minLargest"]),
-                kb(bolus["maxFree"]), kb(bolus["minLargest"]),
+                kb(boot["maxFree"]), kb(boot["bestLargest"]),
+                kb(bolus["maxFree"]), kb(bolus["bestLargest"]),
                 kb(screens[worst]["maxFree"]) if worst else "-", worst or "-",
-                kb(screens[worst]["minLargest"]) if worst else "-",
-                kb(screens[least]["minLargest"]) if least else "-", least or "-",
+                kb(screens[worst]["bestLargest"]) if worst else "-",
+                kb(screens[least]["bestLargest"]) if least else "-", least or "-",
                 r["gallery_resets"], 100 * r["busy"], r["speed"], r["mips"],
             )
         )

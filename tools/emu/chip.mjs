@@ -152,7 +152,8 @@ const KEY_PINS = ['button_up', 'button_down', 'button_ok', 'button_back'].map((k
 const steps = { rises: 0, forward: 0, backward: 0, whileDisabled: 0, log: [] };
 const stats = { instr: 0, busyNs: 0, sleepNs: 0, markNs: 0, markWall: Date.now(), markInstr: 0,
   markBusy: 0, markSleep: 0 };
-let heapMark = { minFree: Infinity, maxFree: 0, minLargest: Infinity, maxLargest: 0, samples: 0 };
+let heapMark = { minFree: Infinity, maxFree: 0, minLargest: Infinity, maxLargest: 0, bestLargest: 0,
+        samples: 0 };
 
 function nowNs() {
   return baseNs + (mcu ? mcu.clock.nanos : 0);
@@ -650,7 +651,10 @@ function setupHeapSampler() {
     if (!h) return;
     heapMark.samples++;
     heapMark.minFree = Math.min(heapMark.minFree, h.free);
-    heapMark.maxFree = Math.max(heapMark.maxFree, h.free);
+    if (h.free > heapMark.maxFree) {
+      heapMark.maxFree = h.free;
+      heapMark.bestLargest = h.largest; // the largest block when the most was free
+    }
     heapMark.minLargest = Math.min(heapMark.minLargest, h.largest);
     heapMark.maxLargest = Math.max(heapMark.maxLargest, h.largest);
   });
@@ -684,7 +688,8 @@ function answer(q) {
     case 'heap':
       return { ...base, ...readHeap(), window: { ...heapMark } };
     case 'mark':
-      heapMark = { minFree: Infinity, maxFree: 0, minLargest: Infinity, maxLargest: 0, samples: 0 };
+      heapMark = { minFree: Infinity, maxFree: 0, minLargest: Infinity, maxLargest: 0, bestLargest: 0,
+        samples: 0 };
       stats.markNs = nowNs();
       stats.markWall = Date.now();
       stats.markInstr = stats.instr;
