@@ -4,7 +4,7 @@ from support import raises
 
 from pump.core.bolus import check_amount
 from pump.core.errors import Refused
-from pump.core.fmt import fmt_choices, fmt_rate, fmt_units, fmt_units_down
+from pump.core.fmt import fmt_choices, fmt_rate, fmt_speed, fmt_units, fmt_units_down
 from pump.core.limits import INCREMENT_CHOICES_MU
 from pump.core.protocol_args import ArgError, parse_mu
 
@@ -21,6 +21,7 @@ def test_amounts_read_exactly_to_the_milliunit():
     assert fmt_rate(15_000) == "15.00 U/h"
     assert fmt_rate(1_005) == "1.005 U/h"
     assert fmt_choices(INCREMENT_CHOICES_MU) == "0.01, 0.025, 0.05 or 0.10 U"
+    assert fmt_speed(1500) == "1.5 U/min" and fmt_speed(15_000) == "15.0 U/min"
 
 
 def test_the_core_and_the_protocol_write_an_amount_alike():

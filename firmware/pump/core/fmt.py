@@ -30,6 +30,12 @@ def fmt_rate(mu_per_h):
     return fmt_units(mu_per_h) + "/h"
 
 
+def fmt_speed(mu_per_min):
+    """A bolus speed in mU/min as U/min to 0.1 U (speeds are set in 0.5 U/min): 1500 ->
+    '1.5 U/min'."""
+    return "%d.%d U/min" % (mu_per_min // 1000, mu_per_min % 1000 // 100)
+
+
 def fmt_units_down(mu):
     """Milliunits as U with two decimals, cut toward 0, no unit: 2509 -> '2.50'."""
     sign = ""

@@ -8,7 +8,7 @@ commands act on a ``pump.core.therapy.Therapy`` through its public calls.
 from pump.core import bolus as bolus_mod
 from pump.core import events as ev
 from pump.core.calculator import CalculatorSettings
-from pump.core.fmt import fmt_choices, fmt_rate, fmt_units
+from pump.core.fmt import fmt_choices, fmt_rate, fmt_speed, fmt_units
 from pump.core.iob import DEFAULT_DIA_MS, RAPID_ACTING
 from pump.core.limits import (
     AUTO_OFF_DEFAULT_H,
@@ -185,7 +185,8 @@ def set_bolus_options(therapy, now_ms, increment_mu, speed_mu_per_min):
     if type(speed_mu_per_min) is not int or not (
         SPEED_STANDARD_MU_MIN <= speed_mu_per_min <= SPEED_QUICK_MU_MIN
     ):
-        raise therapy.refuse(now_ms, command, "bolus speed must be 1.5 to 15 U/min")
+        raise therapy.refuse(now_ms, command, "bolus speed must be %s to %s" % (
+            fmt_speed(SPEED_STANDARD_MU_MIN), fmt_speed(SPEED_QUICK_MU_MIN)))
     if therapy.mech.steps_per_s_for_mu_per_min(speed_mu_per_min) > therapy.mech.max_step_rate:
         raise therapy.refuse(now_ms, command, "this board's motor cannot run that fast")
     s.increment_mu = increment_mu

@@ -2,6 +2,7 @@
 
 from micropython import const
 
+from pump.core.fmt import fmt_speed as speed  # noqa: F401  (the screens' speeds)
 from pump.core.fmt import fmt_units
 from pump.core.fmt import fmt_units_down as units  # noqa: F401  (the screens' amounts)
 
@@ -39,9 +40,6 @@ def percent(value):
     return "%d %%" % value
 
 
-def speed(mu_per_min):
-    """A bolus speed: 1500 -> '1.5 U/min'."""
-    return "%d.%d U/min" % (mu_per_min // 1000, (mu_per_min % 1000) // 100)
 
 
 def increment(mu):
