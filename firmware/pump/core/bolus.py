@@ -27,7 +27,8 @@ def check_extended_ms(duration_ms):
     if type(duration_ms) is not int or duration_ms % EXTENDED_STEP_MS or not (
         EXTENDED_MIN_MS <= duration_ms <= EXTENDED_MAX_MS
     ):
-        raise Refused("extended part lasts 30 min to 8 h in 30-minute steps")
+        raise Refused("extended part lasts %d min to %d h in %d-minute steps" % (
+            EXTENDED_MIN_MS // 60_000, EXTENDED_MAX_MS // 3_600_000, EXTENDED_STEP_MS // 60_000))
 
 
 class Bolus:

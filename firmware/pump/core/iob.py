@@ -62,7 +62,8 @@ def check_curve(insulin, dia_ms):
     if insulin not in PEAK_MIN:
         raise Refused("insulin type must be %s or %s" % (RAPID_ACTING, ULTRA_RAPID))
     if type(dia_ms) is not int or not (DIA_MIN_MS <= dia_ms <= DIA_MAX_MS):
-        raise Refused("duration of insulin action must be 3 to 8 h")
+        raise Refused("duration of insulin action must be %d to %d h" % (
+            DIA_MIN_MS // HOUR_MS, DIA_MAX_MS // HOUR_MS))
     if dia_ms % DIA_STEP_MS:
         raise Refused("duration of insulin action is set in 30-minute steps")
     if dia_ms < DIA_EXPONENTIAL_MIN_MS:

@@ -48,7 +48,7 @@ def check_rate(rate_mu_per_h, max_basal_mu_per_h, what="basal rate"):
     if type(rate_mu_per_h) is not int or rate_mu_per_h < 0:
         raise Refused("%s must be 0 U/h or more" % what)
     if rate_mu_per_h % RATE_STEP_MU_H:
-        raise Refused("%s must be a multiple of 0.01 U/h" % what)
+        raise Refused("%s must be a multiple of %s" % (what, fmt_rate(RATE_STEP_MU_H)))
     if rate_mu_per_h > max_basal_mu_per_h:
         raise Refused(
             "%s %s is above the max basal %s"
@@ -133,7 +133,8 @@ def check_temp(kind, value, duration_ms, profile, max_basal_mu_per_h):
     if type(duration_ms) is not int or duration_ms % TEMP_MIN_MS or not (
         TEMP_MIN_MS <= duration_ms <= TEMP_MAX_MS
     ):
-        raise Refused("temp basal lasts 30 min to 24 h in 30-minute steps")
+        raise Refused("temp basal lasts %d min to %d h in %d-minute steps" % (
+            TEMP_MIN_MS // 60_000, TEMP_MAX_MS // 3_600_000, TEMP_MIN_MS // 60_000))
     if kind == TEMP_PERCENT:
         if type(value) is not int or not (0 <= value <= TEMP_MAX_PERCENT):
             raise Refused("temp basal percent must be 0 to %d %%" % TEMP_MAX_PERCENT)
