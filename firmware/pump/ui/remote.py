@@ -2,6 +2,7 @@
 reads; OK carries it out, BACK rejects it. A long change (a setup) scrolls with UP/DOWN."""
 
 from pump.core import keys
+from pump.core.settings import profile_edits
 from pump.ui import text
 from pump.ui.screens import Confirm, Message, bolus_run_ms
 
@@ -174,15 +175,8 @@ def settings_lines(values, profiles):
     """A settings_put's changes, one per line, profiles by name."""
     out: list = []
     _limit_lines(values, out)
-    for index in range(4):
-        name = values.get("name%d" % index)
-        segments = values.get("basal%d" % index)
-        if name is None and segments is None:
-            continue
-        old = profiles[index] if index < len(profiles) else None
-        if name is None:
-            name = old.name if old is not None else "Profile %d" % (index + 1)
-        if segments is None:
+    for index, name, segments in profile_edits(values, profiles):
+        if values.get("basal%d" % index) is None:  # a new name only
             out.append(name[: text.COLUMNS])
         else:
             _profile_lines(name, segments, out)
