@@ -9,6 +9,8 @@ day add up to its total.
 import argparse
 import math
 
+from pump.core.fmt import fmt_rate, fmt_units
+
 DAY_S = 86_400
 HOUR_MS = 3_600_000
 MIN_MS = 60_000
@@ -42,14 +44,14 @@ def step_units(nu_per_step):
 
 
 def setting_units(mu):
-    """A set amount with the decimals it needs (two at least): 8000 -> '8.00 U', 25 ->
-    '0.025 U'."""
-    return units(mu, 2 if mu % 10 == 0 else 3)
+    """A set amount as the pump writes it, exact (two decimals at least): 8000 -> '8.00 U',
+    25 -> '0.025 U'."""
+    return fmt_units(mu)
 
 
 def rate(mu_per_h):
-    """A basal rate: 800 -> '0.80 U/h' (three decimals when it has them)."""
-    return setting_units(mu_per_h) + "/h"
+    """A basal rate as the pump writes it: 800 -> '0.80 U/h', 1005 -> '1.005 U/h'."""
+    return fmt_rate(mu_per_h)
 
 
 def speed(mu_per_min):
