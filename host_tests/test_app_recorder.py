@@ -225,8 +225,7 @@ def test_a_crash_in_locked_mode_is_recorded_on_flash_before_the_reset(monkeypatc
     source = open(path).read()
     main = {"__name__": "main"}
     exec(compile(source, "main.py", "exec"), main)
-    main["check_image"] = lambda root="/": (None, ())  # the image is whole
-    main["take_reset_mark"] = lambda root="/": False
+    main["boot_check"] = lambda: (None, False)  # the image is whole, the reset not planned
     with pytest.raises(machine.SystemReset):
         main["main"]()
     # The next boot reads the crash record: the cause, and the error, on flash and shown.
