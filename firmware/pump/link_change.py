@@ -89,11 +89,7 @@ def _check_bolus(therapy, command, args):
     interlock = therapy.interlock  # alarms, the reservoir, the insulin per hour and day
     if interlock is None:
         return None
-    now_mu = mu * percent // 100
-    first_hour = mu
-    if duration_ms > 3_600_000:  # the extended part runs evenly: its first hour only
-        first_hour = now_mu + ((mu - now_mu) * 3_600_000 + duration_ms - 1) // duration_ms
-    return interlock(kind + " bolus", mu, first_hour)
+    return interlock(kind + " bolus", mu, bolus_mod.first_hour_mu(mu, percent, duration_ms))
 
 
 def apply(link, change, now):

@@ -7,6 +7,7 @@ RAM between requests.
 from micropython import const
 
 from pump.core import protocol as p
+from pump.core.schedule import slot_text
 
 _HISTORY_WINDOW = const(400)  # history reaches back at most this many events from the newest
 
@@ -25,7 +26,7 @@ def _settings(link, seq, now):
     s = link.app.therapy.settings
     for index, profile in enumerate(s.profiles):
         segments = ",".join(
-            "%02d:%02d/%d" % (start // 2, (start % 2) * 30, rate)
+            "%s/%d" % (slot_text(start), rate)
             for start, rate in profile.segments
         )
         line = p.encode_response(

@@ -5,6 +5,7 @@ from micropython import const
 from pump.core.fmt import fmt_speed as speed  # noqa: F401  (the screens' speeds)
 from pump.core.fmt import fmt_units
 from pump.core.fmt import fmt_units_down as units  # noqa: F401  (the screens' amounts)
+from pump.core.schedule import slot_text as slot  # noqa: F401  (a half-hour as HH:MM)
 
 COLUMNS = const(16)  # 8x8 font on 128 pixels
 
@@ -23,11 +24,6 @@ def hhmm(ms_of_day):
     """Time of day from ms since midnight: '07:05'."""
     minutes = (ms_of_day // 60_000) % 1440
     return "%02d:%02d" % (minutes // 60, minutes % 60)
-
-
-def slot(slot_index):
-    """A half-hour slot of the day as HH:MM."""
-    return "%02d:%02d" % (slot_index // 2, (slot_index % 2) * 30)
 
 
 def duration(ms):
