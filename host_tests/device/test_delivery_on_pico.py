@@ -96,29 +96,33 @@ def test_a_half_unit_bolus_from_pumpctl_gives_340_steps_at_the_pin(pump):
            record=recorded, free=heap["free"], largest=heap["largest"])
     bolus_steps = len(delivery) - basal  # basal's own steps go on beside the bolus
     assert abs(bolus_steps - 340) <= 1.5
-    assert int(recorded["steps"]) == mech.steps_for_mu(500) == 340, recorded
+    # 0.5 U is 339.6 steps: the pump gives whole steps and carries the rest to the next.
+    assert abs(int(recorded["steps"]) - 340) <= 1, recorded
+    assert abs(int(recorded["steps"]) - bolus_steps) <= 1, (recorded, bolus_steps)
     assert not pump.tracebacks(), pump.tracebacks()
 
 
 def test_an_occluded_line_raises_the_alarm_and_stops_the_motor(pump):
     """The plant's line closed, then a 2 U bolus: the force climbs about 9 mN a step and
     the pump must alarm (line test or the 8 N ceiling) before 2 U is pushed, and the motor
-    must then stay still (five emulated seconds watched)."""
+    must push no further (it may back off; five emulated seconds watched)."""
     rig = pump.rig
     if pump.status()["suspended"]:
         pytest.skip("the pump was not set up (see the first test)")
     rig.set_line("occluded")
-    t0 = rig.steps()["ns"]
+    start = rig.steps()
     code, out = pump.pumpctl("bolus", "2", confirm=True)
     assert code == 0, out
     alarmed = pump.wait_for(lambda: "occlusion" in pump.alarms(), 180_000, 2000)
     assert alarmed, pump.status()
-    moved = rig.steps(since_ns=t0)
+    moved = rig.steps()
     rig.wait_ms(5000)
     later = rig.steps()
-    delivery, _ = devicekit.split_steps(moved["log"])
-    pump.report("occlusion", steps_before_alarm=len(delivery),
-           force_n=round(rig.plant.true_force_n(), 2))
-    assert later["rises"] == moved["rises"], "the motor moved after the occlusion alarm"
-    assert len(delivery) < devicekit.mechanics().steps_for_mu(2000)
+    pushed = moved["forward"] - start["forward"]
+    pump.report("occlusion", forward_steps_to_alarm=pushed,
+                backed_off=later["backward"] - start["backward"],
+                force_n=round(rig.plant.true_force_n(), 2))
+    # Backing off to relieve the pressure is the pump's answer; pushing on is not.
+    assert later["forward"] == moved["forward"], "the motor pushed on after the occlusion alarm"
+    assert pushed < devicekit.mechanics().steps_for_mu(2000)[0]
     rig.set_line("open")
