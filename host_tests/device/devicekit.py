@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -89,13 +90,22 @@ class Pump:
         for line in proc.stdout:
             lines.append(line)
             if confirm and line.startswith("Waiting for OK on the pump"):
-                self.rig.wait_ms(600)  # the confirm screen is up
-                self.rig.press("ok")
+                threading.Thread(target=self._confirm, args=(proc,), daemon=True).start()
             if time.monotonic() > deadline:
                 proc.kill()
                 break
         proc.wait()
         return proc.returncode, "".join(lines)
+
+    def _confirm(self, proc):
+        """OK on the confirm screen; again (twice at most) if pumpctl still waits 8 s later:
+        a press can go unseen while the slow emulated pump is busy."""
+        for _ in range(3):
+            self.rig.wait_ms(600)  # the confirm screen is up
+            self.rig.press("ok")
+            self.rig.wait_ms(8000)
+            if proc.poll() is not None:
+                return
 
     def status(self):
         code, out = self.pumpctl("status", "--json")
