@@ -389,7 +389,7 @@ class SimSession:
         ]
         if self.gave_up_ms:
             rows.append(("Given up", _duration_text(self.gave_up_ms)))
-        rows.append(("Plunger", "%.3f mm  (%d steps since boot)" % (
+        rows.append(("Plunger", "%.3f mm  (%d steps)" % (
             plant.plunger_position_um() / 1000, app.position_steps)))
         force = "--" if app.force_mn is None else "%.2f N" % (app.force_mn / 1000)
         rows.append(("Force", force))
