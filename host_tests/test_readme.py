@@ -211,3 +211,34 @@ def test_every_make_command_in_the_readme_names_a_target_and_sim_arguments_parse
         if word.startswith("ARGS=") and words[1] == "sim":
             args = shlex.split(word[len("ARGS="):])
             simulate.build_parser().parse_args([a for a in args if a != "[--quiet]"])
+
+
+@pytest.mark.slow
+def test_the_screen_gallery_in_docs_is_what_make_screens_draws_today(tmp_path):
+    """docs/screens/ (the README's gallery) must be today's screens: `make screens
+    UPDATE_DOCS=1` after any change to a screen."""
+    import glob
+
+    from PIL import Image
+
+    import scenario
+
+    shown = set(re.findall(r"\(docs/screens/([\w-]+\.png)\)", README))
+    assert shown
+    drawn = {}
+    for path in sorted(glob.glob(os.path.join(TOOLS, "scenarios", "screens", "*.toml"))):
+        out = tmp_path / os.path.basename(path)
+        scenario.run(scenario.load(path)).write(str(out))
+        for png in out.glob("*.png"):
+            drawn[png.name] = png
+    assert shown <= set(drawn), shown - set(drawn)
+    stale = []
+    for name, png in sorted(drawn.items()):
+        kept = os.path.join(ROOT, "docs", "screens", name)
+        if not os.path.exists(kept):
+            stale.append(name + " (missing)")
+            continue
+        with Image.open(png) as new, Image.open(kept) as old:
+            if new.size != old.size or list(new.getdata()) != list(old.getdata()):
+                stale.append(name)
+    assert not stale, "stale in docs/screens (run make screens UPDATE_DOCS=1): %s" % stale
