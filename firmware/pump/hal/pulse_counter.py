@@ -39,6 +39,10 @@ class PioPulseCounter:
     def __init__(self, sm):
         self._sm = sm
         self._taken = 0  # the count at the last take()
+        # Assembled once: exec() of a string assembles it on every call, and that
+        # allocates (on a fragmented heap, a MemoryError in the main loop).
+        self._copy_x = rp2.asm_pio_encode("mov(isr, x)", 0)
+        self._push = rp2.asm_pio_encode("push(noblock)", 0)
         sm.restart()  # x = 0
         sm.active(1)
 
@@ -46,8 +50,8 @@ class PioPulseCounter:
         """Edges counted since the counter started (wraps at 2**32). Main loop only:
         the read allocates (32-bit values are big ints on the Pico)."""
         sm = self._sm
-        sm.exec("mov(isr, x)")
-        sm.exec("push(noblock)")
+        sm.exec(self._copy_x)
+        sm.exec(self._push)
         return (-sm.get()) & _MASK
 
     def take(self):
