@@ -10,6 +10,7 @@ import argparse
 import math
 
 from pump.core.fmt import fmt_rate, fmt_units
+from pump.core.wallclock import date_from_days
 
 DAY_S = 86_400
 HOUR_MS = 3_600_000
@@ -91,16 +92,7 @@ def minutes_text(minutes):
 def wall_text(wall_s):
     """Seconds since 2000-01-01 (the pump's clock) as 'YYYY-MM-DD hh:mm'."""
     days, secs = divmod(int(wall_s), DAY_S)
-    # Civil date from days since 2000-01-01 (proleptic Gregorian).
-    z = days + 730_425
-    era = z // 146_097
-    doe = z - era * 146_097
-    yoe = (doe - doe // 1460 + doe // 36_524 - doe // 146_096) // 365
-    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
-    mp = (5 * doy + 2) // 153
-    day = doy - (153 * mp + 2) // 5 + 1
-    month = mp + 3 if mp < 10 else mp - 9
-    year = yoe + era * 400 + (1 if month <= 2 else 0)
+    year, month, day, _weekday = date_from_days(days)  # the pump's own calendar
     return "%04d-%02d-%02d %02d:%02d" % (year, month, day, secs // 3600, secs // 60 % 60)
 
 
