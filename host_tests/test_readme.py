@@ -239,6 +239,7 @@ def test_the_screen_gallery_in_docs_is_what_make_screens_draws_today(tmp_path):
             stale.append(name + " (missing)")
             continue
         with Image.open(png) as new, Image.open(kept) as old:
-            if new.size != old.size or list(new.getdata()) != list(old.getdata()):
+            new_rgb, old_rgb = new.convert("RGB"), old.convert("RGB")
+            if new_rgb.size != old_rgb.size or new_rgb.tobytes() != old_rgb.tobytes():
                 stale.append(name)
     assert not stale, "stale in docs/screens (run make screens UPDATE_DOCS=1): %s" % stale

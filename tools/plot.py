@@ -500,7 +500,8 @@ def plot_trumpet(run, out_dir, written, rate_nl_per_min=None):
     ax.set_xlabel("observation window (min)")
     ax.set_ylabel("deviation from the programmed rate (%)")
     ax.set_title("%s: trumpet curve at %.2f nL/min, from the 2nd hour" % (run.name, rate))
-    ax.legend()
+    if ax.get_legend_handles_labels()[0]:  # a run too short for any window has no lines
+        ax.legend()
     _save(fig, out_dir, "trumpet.png", written)
     return result
 
