@@ -35,10 +35,7 @@ for _path in (ROOT, os.path.join(ROOT, "host_tests")):
 
 import boards.pico_default as default_board  # noqa: E402  (pins, mechanics, load cell)
 
-try:  # the host simulator's plant: sim/hw/plant.py (older trees: host_tests/fakes/plant.py)
-    from sim.hw.plant import Plant, PlantParams  # noqa: E402
-except ImportError:  # pragma: no cover - depends on the tree's layout
-    from fakes.plant import Plant, PlantParams  # type: ignore[no-redef]  # noqa: E402
+from sim.hw.plant import Plant, PlantParams  # noqa: E402  (the host simulator's plant)
 
 KEYS = ("up", "down", "ok", "back")
 LINE_STATES = ("open", "occluded", "disconnected")
