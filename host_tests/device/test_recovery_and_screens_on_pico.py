@@ -30,13 +30,16 @@ def pump():
 
 def test_a_power_cut_during_a_bolus_recovers_as_the_readme_says(pump):
     """Power cut 2 s in the middle of a 1 U bolus. After power-up (README, Recovery): the
-    bolus is not resumed, what was given is recorded (within one pulse train of the
-    plunger's net travel at the pin), the lost clock stops delivery with "set the time";
-    after `pumpctl time sync` and OK, basal runs again."""
+    bolus is not resumed, what was given is recorded (never less than the plunger's net
+    travel at the pin, and within one pulse train of its forward steps), the lost clock
+    stops delivery with "set the time"; after `pumpctl time sync` and OK, basal runs
+    again."""
     rig = pump.rig
     if pump.status()["suspended"]:
         pytest.skip("the pump was not set up (see the fixture)")
-    t0 = rig.steps()["ns"]
+    # From a moment with no line test half done: a test's push after t0 whose pull came
+    # before it would count as delivery at the pin.
+    t0, _ = pump.quiet_ns()
     code, out = pump.pumpctl("bolus", "1", confirm=True)
     assert code == 0, out
     given = pump.wait_for(lambda: len(devicekit.split_steps(
@@ -78,14 +81,9 @@ def test_a_power_cut_during_a_bolus_recovers_as_the_readme_says(pump):
             break
         rig.press("ok")
         rig.wait_ms(1500)
-    if abs(recorded - net) > train + 1:  # one train, and a basal step
-        # Measured here (and reported): the record falls short of the pin by more than one
-        # train, e.g. 120 recorded against 152 at the pin with trains of 9 steps.
-        pytest.xfail(
-            "interrupted bolus recorded as %d steps, the pin counted %d (net), trains of %d:"
-            " more than one train apart, unlike the README's recovery table"
-            % (recorded, net, train)
-        )
+    # Never under-recorded (insulin on board would be too low), and at most the train
+    # that was on the motor (reserved before it started) plus a basal step over.
+    assert net <= recorded <= pin_steps + train + 1, (recorded, net, pin_steps, train)
 
 
 def test_every_screen_of_the_gallery_by_keys_without_an_exception(pump):
