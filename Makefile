@@ -218,9 +218,9 @@ test-device: $(STAMP)
 	else \
 	  $(MAKE) --no-print-directory $(EMU_STAMP) && \
 	  { $(VPY) -m pytest -n $(DEVICE_JOBS) --dist loadfile -m device host_tests/device || \
-	    { echo "test-device: FAILED once; the whole tier runs once more (an emulated pump on a"; \
+	    { echo "test-device: FAILED once; the failed tests run once more (an emulated pump on a"; \
 	      echo "  loaded machine has missed answers; both runs' results stay above)"; \
-	      $(VPY) -m pytest -n $(DEVICE_JOBS) --dist loadfile -m device host_tests/device; }; }; \
+	      $(VPY) -m pytest -n $(DEVICE_JOBS) --dist loadfile -m device --last-failed host_tests/device; }; }; \
 	fi
 
 # --- housekeeping ------------------------------------------------------------
