@@ -88,6 +88,8 @@ _JMP_COND = {"not_x": 1, "x_dec": 2, "not_y": 3, "y_dec": 4, "x_not_y": 5, "pin"
 _IN_SRC = {"pins": 0, "x": 1, "y": 2, "null": 3, "isr": 6, "osr": 7}
 _OUT_DST = {"pins": 0, "x": 1, "y": 2, "null": 3, "pindirs": 4, "pc": 5, "isr": 6, "exec": 7}
 _MOV_DST = {"pins": 0, "x": 1, "y": 2, "exec": 4, "pc": 5, "isr": 6, "osr": 7}
+# mov destinations that touch no pin, no pc and run nothing (x, y, isr, osr).
+_MOV_QUIET_DST = (1, 2, 6, 7)
 _MOV_SRC = {"pins": 0, "x": 1, "y": 2, "null": 3, "status": 5, "isr": 6, "osr": 7}
 _SET_DST = {"pins": 0, "x": 1, "y": 2, "pindirs": 4}
 _WAIT_SRC = {"gpio": 0, "pin": 1, "irq": 2}
@@ -768,6 +770,10 @@ class StateMachine:
                 raise RuntimeError("exec of an instruction that stalls is not modelled")
             if result >= 0:
                 self._pc = result
+            elif ins[5] < 0 and (ins[0] == _PUSH or (ins[0] == _MOV
+                                                      and ins[1] in _MOV_QUIET_DST)):
+                if self._pin_wait_stalled():
+                    return  # it still waits on its pin, which kicks it when it changes
             self._kick()
         finally:
             _irq.resume_heap_lock(token)
@@ -792,7 +798,8 @@ class StateMachine:
             self._sync()
             if buf is None:
                 value = self._get_one() >> shift
-                self._kick()
+                if not self._pin_wait_stalled():
+                    self._kick()
                 return value
             for i in range(len(buf)):
                 buf[i] = self._get_one() >> shift
@@ -875,6 +882,14 @@ class StateMachine:
                 self._on_event()
             else:
                 self._kick()
+
+    def _pin_wait_stalled(self):
+        # Stalled on a wait for a pin's level: only that pin's change (its watcher) can
+        # move it on, so a register copy or a FIFO access needs no look again.
+        if not self._stalled or not self._wait_stall or self._irq_waiting or vclock.EXACT:
+            return False
+        ins = self._decoded[self._pc]
+        return ins[0] == _WAIT and ins[2] < 2
 
     def _cancel_event(self):
         if self._event is not None:

@@ -95,6 +95,7 @@ class HX711Device:
         # allocate a bound method.
         self._sck_write_fn = self._sck_write
         self._burst_fn = self._burst
+        self._leave_burst_fn = self._leave_burst
         if not vclock.EXACT:
             self._sck_g.fast_write = self._sck_write_fn
             # The Pin object the driver holds calls the device directly (one call a write).
@@ -228,7 +229,8 @@ class HX711Device:
 
     # A read's data pulses come in one instant (the driver holds interrupts off): from the
     # first one on, while the clock stays there and nothing else watches PD_SCK or DOUT,
-    # each write needs only the levels and DOUT's next bit.
+    # each write needs only the levels and DOUT's next bit. The burst ends before time
+    # next moves (the clock calls _leave_burst first) or at the 25th pulse.
 
     def _plain_dout(self):
         d = self._dout_g
@@ -239,34 +241,35 @@ class HX711Device:
         self._burst_t = t_ns
         self._sck_g.fast_write = self._burst_fn
         self.sck_pin.value = self._burst_fn
+        self.clock.at_instant_end(self._leave_burst_fn)
 
     def _leave_burst(self):
         self._sck_g.fast_write = self._sck_write_fn
         self.sck_pin.value = self._sck_write_fn
 
     def _burst(self, x=None):
+        # Within the burst the power-down watch is already armed or deferred (by the
+        # first pulse, in this instant), so a rising edge needs only the levels.
         g = self._sck_g
-        if x is None:
-            return g.level
-        if self.clock.now_ns != self._burst_t or (x and self._pulses >= 24):
-            self._leave_burst()
-            return self._sck_write(x)
         if x:
-            g.latch = 1
             if g.level:
+                g.latch = 1
                 return None
+            n = self._pulses
+            if n >= 24:
+                self._leave_burst()
+                return self._sck_write(x)
+            g.latch = 1
             g.level = 1
             self._sck_rise_ns = self._burst_t
-            if self._pd_event is None and not self._pd_deferred:
-                self._pd_deferred = True
-                self.clock.at_instant_end(self._arm_power_watch)
-            n = self._pulses
             self._pulses = n + 1
             bit = (self._word >> (23 - n)) & 1
             d = self._dout_g
             d.driven = bit
             d.level = bit
             return None
+        if x is None:
+            return g.level
         g.latch = 0
         if g.level:
             g.level = 0

@@ -157,20 +157,24 @@ class VirtualClock:
 
     def _settle_slots(self):
         # Slots armed since the last look get their due time here, outside any
-        # interrupt handler, so arming one needs no arithmetic.
+        # interrupt handler, so arming one needs no arithmetic. The earliest active
+        # slot (due, then arming order) and its due time; (None, None) if none is.
         best = None
+        best_due = best_seq = 0
         for slot in self._slots:
             if slot._slot_armed:
                 slot._slot_armed = False
                 slot._slot_due_ns = slot._slot_compute_due()
-                slot._slot_seq = self._next_seq()
+                self._seq += 1
+                slot._slot_seq = self._seq
             if slot._slot_active:
-                if best is None or (slot._slot_due_ns, slot._slot_seq) < (
-                    best._slot_due_ns,
-                    best._slot_seq,
-                ):
+                due = slot._slot_due_ns
+                if best is None or due < best_due or (
+                        due == best_due and slot._slot_seq < best_seq):
                     best = slot
-        return best
+                    best_due = due
+                    best_seq = slot._slot_seq
+        return best, best_due
 
     def at_instant_end(self, fn):
         """Call fn() once, before the clock next looks for an event to run (so before
@@ -187,13 +191,16 @@ class VirtualClock:
         heap = self._heap
         while heap and heap[0][2] is None:
             heapq.heappop(heap)
-        slot = self._settle_slots()
+        slot, slot_due = self._settle_slots()
         if heap:
             top = heap[0]
-            if slot is None or (top[0], top[1]) < (slot._slot_due_ns, slot._slot_seq):
+            if slot is None:
                 return top[0], top, None
+            due = top[0]
+            if due < slot_due or (due == slot_due and top[1] < slot._slot_seq):
+                return due, top, None
         if slot is not None:
-            return slot._slot_due_ns, None, slot
+            return slot_due, None, slot
         return None, None, None
 
     def next_due_ns(self):
@@ -219,9 +226,21 @@ class VirtualClock:
         due, entry, slot = self._peek()
         if due is None:
             return False
-        if self.irq_disabled and due > self.now_ns:
-            raise ClockError("clock advanced while interrupts are disabled")
-        self._run_one(entry, slot, due)
+        if due > self.now_ns:
+            if self.irq_disabled:
+                raise ClockError("clock advanced while interrupts are disabled")
+            self._set_now(due)
+        # _run_one, inlined: machine.idle() runs most events through here.
+        self.events_run += 1
+        if entry is not None:
+            heapq.heappop(self._heap)
+            fn = entry[2]
+            entry[2] = None
+            self.last_quiet = entry[3]
+            fn()
+        else:
+            self.last_quiet = False
+            slot._slot_fire()
         return True
 
     def run_until(self, t_ns):

@@ -68,18 +68,15 @@ class HX711:
         sck = self._sck
         value = 0
         state = machine.disable_irq()
-        n = _DATA_BITS
-        while n:
+        # for-in-range compiles to a counted loop on MicroPython (no range object made).
+        for _ in range(_DATA_BITS):
             sck.value(1)
             # DOUT is valid 0.1 us after the rising edge; read it while PD_SCK is high.
             value = (value << 1) | dout.value()
             sck.value(0)
-            n -= 1
-        n = self._extra
-        while n:
+        for _ in range(self._extra):
             sck.value(1)
             sck.value(0)
-            n -= 1
         machine.enable_irq(state)
         if value & _SIGN_BIT:
             value -= _WORD
