@@ -311,6 +311,37 @@ def test_a_new_pump_asks_to_be_set_up_and_delivers_nothing():
     assert sim.deliveries
 
 
+def test_a_new_pump_still_asks_to_be_set_up_after_a_power_cut_and_a_lost_file_is_a_loss():
+    """A pump never set up has written a checkpoint (its reservoir, its log): after a power
+    cut it is still a new pump, not one whose settings were lost. Once set up, a settings
+    file gone missing is a loss ("check settings")."""
+    flash = FlashFS()
+    flash.files["placeholder"] = b""
+    sim = SimPump(flash=flash, prepare_board=rd._no_display)
+    sim.run_until(30_000)
+    assert any(n.startswith("ckpt") for n in flash.files)
+    sim.power_loss(2_000)
+    assert al.SET_UP in _codes(sim.app) and al.CHECK_SETTINGS not in _codes(sim.app)
+    assert sim.app.accept_factory_defaults() is None
+    sim.run_until(sim.now_ms() + 30_000)
+    del flash.files["settings.rec"]
+    sim.power_loss(2_000)
+    assert al.CHECK_SETTINGS in _codes(sim.app) and al.SET_UP not in _codes(sim.app)
+    assert sim.app.therapy.suspended_at is not None
+
+
+def test_a_checkpoint_written_before_the_set_up_field_counts_as_set_up():
+    from pump.core import state
+
+    c = state.Checkpoint()
+    fields = c.to_dict()
+    del fields["u"]
+    data = state.encode_json_record(state.CHECKPOINT_MAGIC, state.CHECKPOINT_VERSION, fields)
+    assert state.decode_checkpoint(data).set_up is True
+    c.set_up = False
+    assert state.decode_checkpoint(c.encode()).set_up is False
+
+
 def test_a_corrupt_log_segment_is_read_past_and_reported():
     _ops, sim = rd.count_ops()
     name = sorted(n for n in sim.flash.files if n.startswith("ev"))[-1]

@@ -81,6 +81,8 @@ class Persistence:
         self.last_wall_s = None if last is None else last.wall_s
         self.clock_ok = not st.clock_lost(self.wall_s(), self.last_wall_s)
         self.settings_ok = loaded.status == st.OK
+        # A pump never set up keeps saying so after a reset, where its checkpoint is.
+        self.was_set_up = loaded.status != st.MISSING or (last is not None and last.set_up)
         self.settings_dirty = False
         self.plan = None
         self.odometer_base = 0
@@ -330,6 +332,7 @@ class Persistence:
         c.odometer_steps = self.odometer_base + therapy.basal.steps + therapy.bolus_delivered.steps
         c.in_flight_steps = in_flight
         c.in_flight_kind = kind if in_flight else None
+        c.set_up = self.was_set_up
         bolus = therapy.bolus
         if bolus is not None:
             done = bolus.delivered_steps
@@ -378,6 +381,9 @@ class Persistence:
                 self._failed("settings", err)
                 return
             self.settings_dirty = False
+            if not self.was_set_up:  # the checkpoint says so too, from now on
+                self.was_set_up = True
+                self.policy.changed()
         policy = self.policy
         if policy.due(now):
             if train_running:

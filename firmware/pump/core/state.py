@@ -70,6 +70,9 @@ class Checkpoint:
         self.recent_boluses = []
         # The insulin limits' windows (DeliveryMonitor.snapshot), steps; None if not kept.
         self.limits = None
+        # Settings were saved on this pump at some time: a missing settings file is then a
+        # loss, not a new pump. Checkpoints without the field count as set up.
+        self.set_up = True
 
     def add_bolus(self, wall_s, delivered_mu):
         """Remember a finished bolus for insulin on board, keeping the list bounded."""
@@ -100,6 +103,7 @@ class Checkpoint:
             "sw": self.suspended_wall_s,
             "rb": flat,
             "l": self.limits,
+            "u": self.set_up,
         }
 
     def encode(self):
@@ -152,6 +156,7 @@ def decode_checkpoint(data):
         c.suspended_wall_s = _num(d, "sw", True)
         flat = d["rb"]
         c.recent_boluses = [(int(flat[i]), int(flat[i + 1])) for i in range(0, len(flat) - 1, 2)]
+        c.set_up = d.get("u", True) is not False
         limits = d.get("l")
         if limits is not None:
             c.limits = [int(v) for v in limits]
@@ -288,7 +293,10 @@ def plan_recovery(
     if settings_status != OK:
         deliver = False
         plan.offer_factory_settings = True
-        if settings_status == MISSING and checkpoint_status == MISSING:
+        new_pump = checkpoint_status == MISSING or (
+            checkpoint_status == OK and not checkpoint.set_up
+        )
+        if settings_status == MISSING and new_pump:
             plan.alarms.append((MEDIUM, ALARM_SET_UP, "Set up the pump"))
         else:
             why = settings_reason or "settings missing"
