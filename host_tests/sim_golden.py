@@ -97,8 +97,14 @@ SCENARIOS = {
 def run(name):
     """Run one scenario; returns its record (a JSON-ready dict)."""
     from pump.core import bolus
-    from sim.hw import vclock
-    from sim.pump import SimPump  # first: it installs the fakes (vclock is the installed one)
+    from sim import hw
+    from sim.pump import SimPump
+
+    # The fakes installed before the clock module is looked up: `from sim.hw import vclock`
+    # in a fresh process would load a second copy whose clock never moves (every reading
+    # recorded at instant 0).
+    hw.install()
+    vclock = hw.vclock
 
     readings = hashlib.sha256()
     count = [0]

@@ -949,8 +949,10 @@ class StateMachine:
         if not self._stalled:
             now_q = vclock.current().now_ns * _Q_PER_NS
             self._execute(now_q, now_q)
-        # Resume from the exact state as of now (after the caller's access).
-        self._kick()
+        # Resume from the exact state as of now (after the caller's access); a machine
+        # stalled on a pin's level resumes when the pin changes (its watcher).
+        if not self._pin_wait_stalled():
+            self._kick()
 
     def _on_event(self):
         self._event = None
