@@ -73,13 +73,14 @@ def main():
     from pump.link import lock_console
 
     hardware = board.build()
-    locked = lock_console(hardware.buttons, micropython, time)
+    fs = OsFs(os, open, "/")  # littlefs: a confirmed maintenance leaves its one-shot mark here
+    locked = lock_console(hardware.buttons, micropython, time, fs)
     # make flash restarted the chip: not the "pump restarted" alarm of a real watchdog reset.
     App.reset_planned = planned
     storage = None
     try:
         # Settings, therapy checkpoint and event log on the littlefs partition.
-        storage = Storage(OsFs(os, open, "/"))
+        storage = Storage(fs)
         # The self-test checks the image against the manifest.json `make flash` wrote.
         App(hardware, time, storage=storage, firmware_root="/").run()
     except Exception as exc:

@@ -150,12 +150,15 @@ def test_a_locked_pump_is_told_apart_from_a_board_without_micropython(tmp_path, 
     link = simlink.SimLink().start()
     try:
         out, err = io.StringIO(), io.StringIO()
-        code = flash.main(["--build", str(build_dir(tmp_path)), "--port", link.path], out, err)
+        code = flash.main(["--build", str(build_dir(tmp_path)), "--port", link.path,
+                           "--no-maintenance"], out, err)
     finally:
         link.stop()
     assert code == 4
     line = err.getvalue()
     assert line.count("\n") == 1 and "locked mode" in line and "hold UP and BACK" in line
+    assert "press OK on the pump when it asks" in line
+    assert link.link.held is None  # --no-maintenance: nothing was asked of the pump
 
 
 # ----- main.py: the image checked before the pump package is imported ------------------

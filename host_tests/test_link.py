@@ -336,7 +336,9 @@ def test_boot_py_locks_the_console_first_thing():
 def test_main_py_locks_the_console_with_the_board_keys_before_the_app_starts():
     with open(os.path.join(ROOT, "firmware", "main.py")) as f:
         source = f.read()
-    lock = source.index("lock_console(hardware.buttons, micropython, time)")
+    lock = source.index("lock_console(hardware.buttons, micropython, time, fs)")
+    assert source.index('fs = OsFs(os, open, "/")') < lock  # the flash, for maintenance
+    assert "Storage(fs)" in source
     assert lock < source.index('App(hardware, time, storage=storage, firmware_root="/").run()')
     assert "machine.reset()" in source  # locked mode never falls through to the REPL
     assert sys.modules["micropython"] is micropython

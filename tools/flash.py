@@ -1,9 +1,14 @@
 """make flash: copy the built image to a Pico in an order that a cut can never turn into a hang.
 
     python tools/flash.py [--port PORT] [--build build] [--target auto|romfs|littlefs]
-                          [--wait 180] [--no-verify]
+                          [--wait 180] [--no-verify] [--no-maintenance]
 
-Over MicroPython's raw REPL (mpremote's transport), in this order:
+A pump in locked mode (its REPL closed; only its protocol answers) is first asked over the
+protocol to restart once in development mode for maintenance (pumpctl maintenance): the
+person presses OK on the pump, which suspends delivery, saves its state and restarts;
+then the flash goes on as below, and the pump starts locked again after it.
+--no-maintenance fails instead, with what to do. Then over MicroPython's raw REPL
+(mpremote's transport), in this order:
 
 1. stop the RP2040 watchdog (the firmware's 8 s watchdog survives Ctrl-C and a soft
    reset), then soft-reset so the firmware's timers and PIO stop too;
@@ -45,6 +50,7 @@ import verify_flash
 EXIT_FAILED = 1
 FLASHING = "flashing"
 RESET_PLANNED = "reset_planned"
+MAINTENANCE_MARK = "maintenance.once"  # pump/link_maint.py MARK_FILE: removed if one is left
 MANIFEST = "manifest.json"
 SETTINGS = "settings.rec"  # pump/hal/storage.py: the pump's settings on littlefs
 # Where MicroPython's rp2 port imports from (sys.path less '.frozen'), relative to "/".
@@ -52,14 +58,16 @@ IMPORT_PLACES = ("", "rom", "rom/lib", "lib")
 _WATCHDOG_CTRL = 0x40058000  # RP2040 WATCHDOG CTRL, bit 30 ENABLE
 _WRITE_CHUNK = 2048  # bytes per raw-REPL command when writing a file
 _REPL_WAIT_S = 10.0
+_RETRY_S = 1.0  # between tries to reach the REPL of a pump restarting for maintenance
 _READ_S = 5.0  # the longest a single read waits (a slow, emulated board answers late)
 
 
 class FlashError(Exception):
-    def __init__(self, code, message):
+    def __init__(self, code, message, locked=False):
         Exception.__init__(self, message)
         self.code = code
         self.message = message
+        self.locked = locked  # no REPL, but the pump's protocol answered: locked mode
 
 
 # ----- the plan (pure: tested on the host) ---------------------------------------------
@@ -97,7 +105,7 @@ def is_managed(rel):
             return True
     if "/" not in rel and (rel.endswith(".py") or rel.endswith(".mpy")):
         return True
-    return rel in (MANIFEST, FLASHING, RESET_PLANNED)
+    return rel in (MANIFEST, FLASHING, RESET_PLANNED, MAINTENANCE_MARK)
 
 
 def stale_files(device_files, new_files, old_files=()):
@@ -235,7 +243,9 @@ class Pico:
         self.out.write(text + "\n")
         self.out.flush()
 
-    def open(self, soft_reset):
+    def open(self, soft_reset, explain=True):
+        """The raw REPL; a FlashError when there is none (``explain``: say why, asking the
+        port whether a locked pump answers there)."""
         from mpremote.transport import TransportError
         from mpremote.transport_serial import SerialTransport
 
@@ -254,7 +264,10 @@ class Pico:
                 self.transport.enter_raw_repl(soft_reset=soft_reset, timeout_overall=_REPL_WAIT_S)
         except TransportError:
             self.close()
-            raise FlashError(pumpctl.EXIT_WRONG_DEVICE, self._why_no_repl()) from None
+            if not explain:
+                raise FlashError(pumpctl.EXIT_WRONG_DEVICE, "no REPL yet") from None
+            locked, message = self._why_no_repl()
+            raise FlashError(pumpctl.EXIT_WRONG_DEVICE, message, locked) from None
 
     def soft_reset(self):
         from mpremote.transport import TransportError
@@ -266,22 +279,24 @@ class Pico:
             raise FlashError(EXIT_FAILED, "the Pico did not come back from a soft reset") from None
 
     def _why_no_repl(self):
-        """One line: why the REPL did not answer (a locked pump answers its protocol)."""
+        """(locked, one line): why the REPL did not answer (a locked pump answers its
+        protocol)."""
         try:
-            client = pumpctl.Client(pumpctl.open_port(self.port), 3.0)
+            client = pumpctl.Client(pumpctl.open_port(self.port))
         except pumpctl.PumpError:
-            return "no MicroPython REPL on %s" % self.port
+            return False, "no MicroPython REPL on %s" % self.port
         try:
             # End the line that mpremote's Ctrl-C / Ctrl-A started, so hello is read whole.
             client.port.write(b"\r\n")
             time.sleep(0.3)
             client.hello()
-            return (
-                "the pump runs in locked mode, where Ctrl-C cannot stop it: unplug it, hold UP "
-                "and BACK while plugging it in (development mode), then run make flash again"
+            return True, (
+                "the pump runs in locked mode, where Ctrl-C cannot stop it: run make flash and "
+                "press OK on the pump when it asks, or unplug it, hold UP and BACK while "
+                "plugging it in (development mode) and run make flash again"
             )
         except pumpctl.PumpError:
-            return (
+            return False, (
                 "no MicroPython REPL on %s: is MicroPython on the Pico? (README, Flashing)"
                 % self.port
             )
@@ -407,14 +422,63 @@ def deploy_romfs(port, image_path, out):
 # ----- the flash -----------------------------------------------------------------------
 
 
-def flash(build_dir, port, target="auto", out=None, verify=True, wait_s=180.0):
+def restart_for_maintenance(pico, wait_s, timeout_s=pumpctl.ANSWER_TIMEOUT_S,
+                            clock=time.monotonic):
+    """A locked pump: ask it over its protocol to restart once in development mode (OK on
+    the pump), then wait until its REPL answers (``pico`` open), at most ``wait_s``."""
+    pico.say("flash: the pump runs in locked mode: asking it to restart in development mode "
+             "for maintenance")
+    try:
+        client = pumpctl.Client(pumpctl.open_port(pico.port), timeout_s)
+    except pumpctl.PumpError as err:
+        raise FlashError(err.code, err.message) from None
+    try:
+        client.port.write(b"\r\n")  # ends the line mpremote's Ctrl-C / Ctrl-A started
+        time.sleep(0.3)
+        client.hello()
+        pumpctl.ask_maintenance(client, pico.out, "flash: ")
+    except pumpctl.PumpError as err:
+        raise FlashError(err.code, "the pump did not restart for maintenance: %s; run make "
+                         "flash again and press OK on the pump, or unplug it and hold UP and "
+                         "BACK while plugging it in" % err.message) from None
+    finally:
+        client.close()
+    pico.say("flash: OK pressed on the pump; waiting for it to restart in development mode")
+    start = clock()
+    shown = 0.0
+    while True:
+        time.sleep(_RETRY_S)
+        try:
+            pico.open(soft_reset=False, explain=False)
+            return clock() - start
+        except FlashError as exc:
+            waited = clock() - start
+            if waited >= wait_s:
+                raise FlashError(pumpctl.EXIT_TIMEOUT, "the pump did not come back in "
+                                 "development mode within %.0f s (%s)" % (waited, exc.message)
+                                 ) from None
+            if waited - shown >= 5.0:
+                shown = waited
+                pico.say("  waiting for the pump's REPL... %.0f s" % waited)
+
+
+def flash(build_dir, port, target="auto", out=None, verify=True, wait_s=180.0,
+          maintenance=True):
     out = out or sys.stdout
     manifest, data = local_image(build_dir)
     port = resolve_port(port)
     pico = Pico(port, out)
     started = time.monotonic()
     pico.say("flash: connecting to %s" % port)
-    pico.open(soft_reset=False)
+    try:
+        pico.open(soft_reset=False)
+    except FlashError as exc:
+        if not (exc.locked and maintenance):
+            raise
+        waited = restart_for_maintenance(pico, wait_s)
+        pico.say("flash: the pump restarted in development mode (%.0f s)" % waited)
+    else:
+        maintenance = False  # the REPL answered: nothing was asked of the pump
     try:
         machine = pico.stop_watchdog()
         pico.soft_reset()  # the firmware's timers and state machines stop too
@@ -483,6 +547,9 @@ def flash(build_dir, port, target="auto", out=None, verify=True, wait_s=180.0):
         pico.reset()
     finally:
         pico.close()
+    if maintenance:
+        out.write("flash: the pump starts locked again; delivery stays suspended since the "
+                  "maintenance restart: pumpctl resume (OK on the pump) or Resume on its menu\n")
     if SETTINGS not in device_files:
         out.write("flash: no settings on this Pico (new, or its filesystem was erased by a new "
                   "MicroPython image): set it up (pumpctl setup, or the pump's keys), or "
@@ -519,9 +586,12 @@ def main(argv=None, out=None, err=None):
     parser.add_argument("--wait", type=float, default=180.0,
                         help="seconds for the restarted pump to answer (progress is shown)")
     parser.add_argument("--no-verify", action="store_true", help="do not wait for the pump")
+    parser.add_argument("--no-maintenance", action="store_true",
+                        help="do not ask a locked pump to restart for maintenance: fail instead")
     args = parser.parse_args(argv)
     try:
-        return flash(args.build, args.port, args.target, out, not args.no_verify, args.wait)
+        return flash(args.build, args.port, args.target, out, not args.no_verify, args.wait,
+                     not args.no_maintenance)
     except FlashError as exc:
         err.write("flash: FAILED: %s\n" % exc.message)
         return exc.code

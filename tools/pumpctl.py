@@ -4,7 +4,7 @@
             settings put FILE.toml | setup [FILE.toml] | time sync | bolus U |
             extended U --minutes M | dual U --now P --minutes M | temp-basal ... |
             suspend | resume | cancel-bolus | cancel-temp | profile delete NAME |
-            watch | backup FILE | restore FILE
+            watch | backup FILE | restore FILE | maintenance
 
 Amounts are typed and shown in U, rates in U/h, speeds in U/min; milliunits only go over
 the wire and into --csv and --json.
@@ -12,7 +12,9 @@ the wire and into --csv and --json.
 Every change that touches therapy waits until the person confirms it on the pump
 (OK on its confirm screen, within 60 s). Exit codes: 0 done, 2 usage, 3 no device,
 4 wrong device, 5 timeout, 6 refused, 7 not confirmed (rejected or expired),
-8 cancelled here. Errors are one line on stderr.
+8 cancelled here. Errors are one line on stderr. Each answer is awaited --timeout s
+(10 by default: a slow or emulated board answers late); on a terminal, a wait past 3 s
+shows the seconds on stderr until the answer comes.
 """
 
 import argparse
@@ -42,6 +44,8 @@ EXIT_REFUSED = 6
 EXIT_NOT_CONFIRMED = 7
 EXIT_CANCELLED = 8
 CONFIRM_POLL_S = 0.25
+ANSWER_TIMEOUT_S = 10.0  # default wait per answer: a slow or emulated board answers late
+PROGRESS_AFTER_S = 3.0  # a wait longer than this shows its seconds (on a terminal)
 _READ_SLICE_S = 0.02
 
 
@@ -82,9 +86,12 @@ def find_port():
 class Client:
     """Requests and their answers over one open port; ``timeout`` in seconds per answer."""
 
-    def __init__(self, port, timeout=3.0):
+    def __init__(self, port, timeout=ANSWER_TIMEOUT_S, progress=None):
         self.port = port
         self.timeout = timeout
+        # progress(command, seconds waited) about once a second while an answer is late
+        # (after PROGRESS_AFTER_S); progress(command, None) once it came or the wait ended.
+        self.progress = progress
         self.decoder = p.ResponseDecoder()
         self.seq = 0
         self._queue = []
@@ -121,11 +128,13 @@ class Client:
             )
         return final.fields
 
-    def _next(self, deadline):
+    def _next(self, deadline, waiting=None):
         while not self._queue:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return None
+            if waiting is not None:
+                waiting()
             data = self.port.read(4096)
             if data:
                 self.bytes_in += len(data)
@@ -143,9 +152,17 @@ class Client:
         self.port.write(line)
         self.port.flush()
         deadline = time.monotonic() + self.timeout
+        waiting = None if self.progress is None else _Waiting(self.progress, command)
+        try:
+            return self._answer(seq, command, deadline, waiting)
+        finally:
+            if waiting is not None:
+                waiting.done()
+
+    def _answer(self, seq, command, deadline, waiting):
         listing = []
         while True:
-            item = self._next(deadline)
+            item = self._next(deadline, waiting)
             if item is None:
                 raise PumpError(
                     EXIT_TIMEOUT, "no answer to %s within %g s" % (command, self.timeout)
@@ -193,6 +210,42 @@ class Client:
             if time.monotonic() > deadline:
                 raise PumpError(EXIT_TIMEOUT, "the pump still holds change %d" % ident)
             time.sleep(CONFIRM_POLL_S)
+
+
+class _Waiting:
+    """Calls ``progress(command, seconds)`` once a second after PROGRESS_AFTER_S."""
+
+    def __init__(self, progress, command):
+        self.progress = progress
+        self.command = command
+        self.start = time.monotonic()
+        self.next_s = PROGRESS_AFTER_S
+        self.shown = False
+
+    def __call__(self):
+        waited = time.monotonic() - self.start
+        if waited >= self.next_s:
+            self.next_s = int(waited) + 1.0
+            self.shown = True
+            self.progress(self.command, waited)
+
+    def done(self):
+        if self.shown:
+            self.progress(self.command, None)
+
+
+def terminal_progress(stream):
+    """A Client's progress for a terminal: one line, rewritten in place, then erased."""
+
+    def progress(command, waited):
+        if waited is None:
+            stream.write("\r\033[K")
+        else:
+            stream.write("\rpumpctl: waiting for the pump's answer to %s... %.0f s"
+                         % (command, waited))
+        stream.flush()
+
+    return progress
 
 
 # ----- values ---------------------------------------------------------------------------
@@ -827,6 +880,39 @@ def cmd_profile(client, args, out):
     return EXIT_OK
 
 
+MAINTENANCE_DONE = (
+    "The pump saved its state and restarts in development mode: until its next start, "
+    "Ctrl-C reaches its REPL (make flash, mpremote); that next start is locked again. "
+    "Delivery stays suspended: pumpctl resume (OK on the pump) or Resume on its menu.")
+
+
+def ask_maintenance(client, out, prefix=""):
+    """Ask the pump to restart once in development mode, and wait for OK on the pump.
+    Returns when it is confirmed; a PumpError (one line) when it is refused or not."""
+
+    def pending(ident, expires_s):
+        out.write("%sPress OK on the pump: it asks \"Restart for maintenance?\" (delivery "
+                  "stops until resumed).\n" % prefix)
+        out.write("%sWaiting for OK on the pump (change %d, %d s)...\n" % (prefix, ident,
+                                                                         expires_s))
+        out.flush()
+
+    try:
+        return client.change("maintenance", on_pending=pending)
+    except PumpError as err:
+        if "unknown_command" in err.message:
+            raise PumpError(EXIT_REFUSED, "this pump's firmware cannot restart for maintenance "
+                            "over USB: unplug it, hold UP and BACK while plugging it in "
+                            "(development mode)") from None
+        raise
+
+
+def cmd_maintenance(client, args, out):
+    ask_maintenance(client, out)
+    out.write(MAINTENANCE_DONE + "\n")
+    return EXIT_OK
+
+
 def cmd_watch(client, args, out):
     shown = 0
     try:
@@ -858,8 +944,8 @@ def build_parser():
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--port", help="serial port of the pump (default: the only /dev/ttyACM*)")
     where.add_argument("--sim", metavar="PTY", help="the simulator's pty (tools/simlink.py)")
-    parser.add_argument("--timeout", type=_seconds, default=3.0,
-                        help="seconds to wait per answer")
+    parser.add_argument("--timeout", type=_seconds, default=ANSWER_TIMEOUT_S,
+                        help="seconds to wait per answer (default %g)" % ANSWER_TIMEOUT_S)
     sub = parser.add_subparsers(dest="command", required=True)
     s = sub.add_parser("status", help="delivery, reservoir, battery, alarms")
     s.add_argument("--json", action="store_true")
@@ -926,6 +1012,9 @@ def build_parser():
     s.add_argument("action", choices=("delete",))
     s.add_argument("name")
     s.set_defaults(run=cmd_profile)
+    s = sub.add_parser("maintenance", help="restart the pump once in development mode (for "
+                       "make flash), after OK on the pump; delivery stays suspended")
+    s.set_defaults(run=cmd_maintenance)
     s = sub.add_parser("watch", help="live status until Ctrl-C")
     s.add_argument("--interval", type=_seconds, default=1.0)
     s.add_argument("--count", type=pumptext.positive_int, help="stop after COUNT lines")
@@ -948,7 +1037,8 @@ def main(argv=None, out=None, err=None, input_fn=input, now=None):
         if args.command == "restore":  # a bad backup is refused before any port is opened
             args.backup = _read_backup(args.file)
         path = args.sim or args.port or find_port()
-        client = Client(open_port(path), args.timeout)
+        progress = terminal_progress(err) if _is_terminal(err) else None
+        client = Client(open_port(path), args.timeout, progress)
         client.version = client.hello()
         return args.run(client, args, out)
     except PumpError as exc:
@@ -957,6 +1047,13 @@ def main(argv=None, out=None, err=None, input_fn=input, now=None):
     finally:
         if client is not None:
             client.close()
+
+
+def _is_terminal(stream):
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
 
 
 def _read_backup(path):

@@ -8,8 +8,9 @@ with an error and changes nothing. Every request and every outcome is an event.
 A change the pump would refuse (above the max bolus, a profile that does not exist, ...)
 is refused at once with the reason, before anyone is asked (pump/link_change.py).
 ``setup_put`` stages settings for ``setup``, which applies them with the clock once
-confirmed. The main loop calls ``service(now_ms)``; the confirm screen calls ``confirm``
-and ``reject`` (pump/ui/remote.py).
+confirmed; a confirmed ``maintenance`` restarts the pump for one start in development
+mode (pump/link_maint.py, ``lock_console``). The main loop calls ``service(now_ms)``; the
+confirm screen calls ``confirm`` and ``reject`` (pump/ui/remote.py).
 """
 
 import sys
@@ -25,6 +26,7 @@ _PROTOCOL_VERSION = const(1)
 _CONFIRM_MS = const(60_000)  # a held change expires unconfirmed after this
 _READS_PER_PASS = const(4)  # port reads (64 bytes each) per main-loop pass: the loop stays quick
 _KEPT_OUTCOMES = const(8)  # finished changes confirm_status can still report
+_TOLD_RESTART_MS = const(300)  # a planned restart, once the host read its outcome
 
 # What became of a held change.
 HELD = "pending"
@@ -33,7 +35,6 @@ REFUSED = "refused"  # confirmed, but the pump refused it (limits, alarms, ...)
 REJECTED = "rejected"  # the person pressed BACK
 EXPIRED = "expired"  # not confirmed within 60 s
 CANCELLED = "cancelled"  # its screen went away unanswered
-
 
 
 class HeldChange:
@@ -52,8 +53,13 @@ class HeldChange:
         self.settings = None
 
 
-def _changes():
-    """pump/link_change, loaded for one change and let go after (see _release)."""
+def _changes(command):
+    """The module that checks and applies ``command``, loaded for one change and let go
+    after (see _release): pump/link_maint for maintenance, else pump/link_change."""
+    if command == "maintenance":
+        from pump import link_maint
+
+        return link_maint
     from pump import link_change
 
     return link_change
@@ -74,6 +80,7 @@ def forget(name):
 
 def _release():
     forget("pump.link_change")
+    forget("pump.link_maint")
     forget("pump.core.setup")  # a setup's checks, imported by link_change
 
 
@@ -88,6 +95,7 @@ class Link:
         self.finished = []  # recent HeldChanges, oldest first
         self.screen = None  # the confirm screen while it is shown
         self.draft = None  # settings staged by setup_put for the next setup, or None
+        self.restart_at = None  # ms: a confirmed maintenance restarts the chip then
         self._next_id = 1
 
     # ----- main loop ----------------------------------------------------------------
@@ -97,12 +105,19 @@ class Link:
         return self.port.any()
 
     def next_wake_ms(self):
-        """When the held change expires, or None."""
+        """When the held change expires or a planned restart is due, or None."""
         held = self.held
-        return None if held is None else held.expires_ms
+        wake = None if held is None else held.expires_ms
+        restart = self.restart_at
+        if restart is not None and (wake is None or restart < wake):
+            wake = restart
+        return wake
 
     def service(self, now):
-        """Expire a change left unconfirmed, then read and answer what came in."""
+        """Expire a change left unconfirmed, then read and answer what came in; restart
+        when a confirmed maintenance is due."""
+        if self.restart_at is not None and now >= self.restart_at:
+            _changes("maintenance").restart(self, now)  # does not return on the chip
         self._check_held(now)
         for _ in range(_READS_PER_PASS):
             data = self.port.read()
@@ -228,6 +243,10 @@ class Link:
         if change.reason is not None:
             fields.append(("reason", change.reason))
         self.answer_ok(seq, fields, now, "confirm_status")
+        if change.command == "maintenance" and change.state == APPLIED:
+            restart = self.restart_at  # the host knows: restart once the answer is out
+            if restart is not None and restart > now + _TOLD_RESTART_MS:
+                self.restart_at = now + _TOLD_RESTART_MS
 
     def describe(self, change):
         """What ``change`` would do, on one line in a person's units (a host's prompt)."""
@@ -284,7 +303,7 @@ class Link:
             return
         change = HeldChange(self._next_id, req, now)
         try:
-            reason = _changes().check(self, change, now)
+            reason = _changes(command).check(self, change, now)
         finally:
             _release()
         if reason is not None:
@@ -351,7 +370,7 @@ class Link:
             self._finish(change, EXPIRED, "confirmed too late", now)
             return "too late: the change expired"
         try:
-            reason = _changes().apply(self, change, now)
+            reason = _changes(change.command).apply(self, change, now)
         except Exception as exc:  # a fault in applying must not leave it pending
             reason = "failed: %s" % type(exc).__name__
         finally:
@@ -370,12 +389,24 @@ _DEV_RELEASE_WAIT_MS = const(5000)  # let go of them within this, or the self-te
 _CTRL_C = const(3)
 
 
-def lock_console(buttons, micropython_module, clock):
-    """Locked mode unless UP and BACK are both held as the pump starts. Locked: Ctrl-C is
-    an ordinary byte (``kbd_intr(-1)``), so only the protocol answers on USB. Development
-    mode: Ctrl-C stops the firmware and gives the REPL (mpremote works). Returns True when
-    locked. In development mode it waits for the keys to be let go before the self-test."""
+def lock_console(buttons, micropython_module, clock, fs=None):
+    """Locked mode unless UP and BACK are both held as the pump starts, or a confirmed
+    maintenance left its mark on ``fs`` (used up here). Locked: Ctrl-C is an ordinary
+    byte (``kbd_intr(-1)``), so only the protocol answers on USB. Development mode: Ctrl-C
+    stops the firmware and gives the REPL (mpremote works). Returns True when locked. In
+    development mode it waits for the keys to be let go before the self-test."""
     held = buttons is not None and buttons.read_mask() & DEV_KEYS == DEV_KEYS
+    maintenance = False
+    if fs is not None:
+        try:
+            maintenance = _changes("maintenance").take_mark(fs)
+        except Exception:  # whatever the flash holds, the pump starts (locked)
+            maintenance = False
+        forget("pump.link_maint")
+    if maintenance and not held:
+        micropython_module.kbd_intr(_CTRL_C)
+        print("development mode for maintenance, this start only: Ctrl-C gives the REPL")
+        return False
     micropython_module.kbd_intr(_CTRL_C if held else -1)
     if held:
         start = clock.ticks_ms()

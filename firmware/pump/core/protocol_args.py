@@ -305,4 +305,5 @@ COMMANDS = {
     "cancel_bolus": (True, no_args),
     "cancel_temp": (True, no_args),
     "profile_delete": (True, _profile_args),
+    "maintenance": (True, no_args),  # restart once in development mode (pump/link_maint.py)
 }

@@ -135,6 +135,8 @@ def describe(app, change, draft=None):
         if alarms.find("set_up") is None and alarms.find("check_settings") is None:
             lines.insert(0, "!Replaces all")  # a pump already set up: every setting goes
         return "USB: set up?", lines
+    if command == "maintenance":  # pump/link_maint.py
+        return "USB: restart?", ["Restart for", "maintenance?", "!Delivery stops", "until resumed"]
     return "USB: " + command + "?", [command]
 
 
