@@ -346,3 +346,41 @@ def test_the_answer_timeout_is_10_s_and_a_long_wait_shows_its_seconds(monkeypatc
     progress("hello", 4.2)
     progress("hello", None)
     assert stream.getvalue() == "\rpumpctl: waiting for the pump's answer to hello... 4 s\r\033[K"
+
+
+def test_main_py_starts_in_development_mode_once_after_a_maintenance(monkeypatch):
+    """main.py as on the Pico: lock_console reads the mark on the same flash as the App's
+    storage, and only the first start after it is unlocked."""
+    import os
+    import sys
+    import types
+
+    import pump.app
+    import pump.hal.storage
+
+    fs = FlashFS()
+    fs.files[link_maint.MARK_FILE] = link_maint.MARK_TEXT
+    ran = []
+
+    class App:
+        reset_planned = False
+
+        def __init__(self, board, clock, storage=None, firmware_root=None):
+            ran.append((storage.fs, micropython.state.kbd_intr_char))
+
+        def run(self):
+            pass
+
+    board_module = types.ModuleType("board")
+    board_module.build = lambda: types.SimpleNamespace(buttons=None)
+    monkeypatch.setitem(sys.modules, "board", board_module)
+    monkeypatch.setattr(pump.app, "App", App)
+    monkeypatch.setattr(pump.hal.storage, "OsFs", lambda *args: fs)
+    path = os.path.join(os.path.dirname(__file__), "..", "firmware", "main.py")
+    main = {"__name__": "main"}
+    exec(compile(open(path).read(), "main.py", "exec"), main)
+    main["boot_check"] = lambda: (None, False)
+    main["main"]()
+    main["main"]()
+    assert ran == [(fs, 3), (fs, -1)]  # unlocked once, then locked
+    assert link_maint.MARK_FILE not in fs.files

@@ -422,8 +422,10 @@ def deploy_romfs(port, image_path, out):
 # ----- the flash -----------------------------------------------------------------------
 
 
-def restart_for_maintenance(pico, wait_s, timeout_s=pumpctl.ANSWER_TIMEOUT_S,
-                            clock=time.monotonic):
+_MAINTENANCE_ANSWER_S = 30.0  # per answer while asking: the pump is known to answer
+
+
+def restart_for_maintenance(pico, wait_s, timeout_s=_MAINTENANCE_ANSWER_S, clock=time.monotonic):
     """A locked pump: ask it over its protocol to restart once in development mode (OK on
     the pump), then wait until its REPL answers (``pico`` open), at most ``wait_s``."""
     pico.say("flash: the pump runs in locked mode: asking it to restart in development mode "
