@@ -259,14 +259,11 @@ class HX711Device:
             if n >= 24:
                 self._leave_burst()
                 return self._sck_write(x)
-            g.latch = 1
-            g.level = 1
+            g.latch = g.level = 1
             self._sck_rise_ns = self._burst_t
             self._pulses = n + 1
-            bit = (self._word >> (23 - n)) & 1
             d = self._dout_g
-            d.driven = bit
-            d.level = bit
+            d.driven = d.level = (self._word >> (23 - n)) & 1
             return None
         if x is None:
             return g.level
