@@ -1,10 +1,12 @@
 """`make flash` on the emulated Pico: from an erased flash on the stock image and on the ROMFS
-image, a locked pump refused with what to do, a stale file removed, a flash cut by a power
+image, a locked pump refused with what to do (--no-maintenance) or flashed after OK on the
+pump (it restarts once in development mode), a stale file removed, a flash cut by a power
 cut that boots to "firmware incomplete" (no delivery, no hang) and is flashed again, a
 pump/ left on littlefs that shadows /rom/pump, and the settings carried across a change of
 MicroPython image by `pumpctl backup` / `pumpctl restore`.
 
-Each flash takes 30-40 s of wall time here (the three tests about 4.5 minutes); the module
+Each flash takes 30-40 s of wall time here, a locked pump's with its restart for maintenance
+60-70 s (the four tests about 7 minutes); the module
 builds the image once (its own build folder, so it never races another test's `make
 flash`)."""
 
@@ -80,7 +82,7 @@ def test_stock_image_flash_lock_stale_file_and_a_cut_flash():
         found = alarms(rig)
         assert "reset" not in found and "self_test" not in found, found
 
-        code, out = tool_flash(rig, build, "--no-verify")
+        code, out = tool_flash(rig, build, "--no-verify", "--no-maintenance")
         assert code == 4, out[-2000:]
         assert "locked mode" in out and "hold UP and BACK" in out
 
@@ -258,3 +260,96 @@ def test_a_new_micropython_image_keeps_the_settings_through_backup_and_restore(t
         assert "max_day = 45" in out
     finally:
         rig.close()
+
+
+def test_a_locked_pump_is_flashed_after_ok_on_the_pump_and_starts_locked_again(tmp_path):
+    """A set-up pump in locked mode: make flash asks it over the protocol to restart for
+    maintenance and says to press OK on the pump; OK on its keys suspends delivery and
+    restarts it in development mode, the flash goes on and verifies, and the pump starts
+    locked again (a second flash is refused) with no "restarted" alarm; delivery resumes
+    with one OK."""
+    build = build_once()
+    settings = tmp_path / "mine.toml"
+    settings.write_text(SETTINGS_TOML)
+    rig = devicekit.emu_rig.Rig()
+    try:
+        code, out = tool_flash(rig, build)  # an erased flash: MicroPython's own REPL answers
+        assert code == 0, out[-2000:]
+        pump = devicekit.Pump(rig)
+        code, out = pump.pumpctl("setup", str(settings), confirm=True)
+        assert code == 0, out
+        assert pump.status()["suspended"] == 0
+
+        mark = len(rig.read_serial())
+        started = time.monotonic()
+        code, out, presses = flash_pressing_ok(rig, build)
+        seconds = time.monotonic() - started
+        assert code == 0, out[-2500:]
+        assert "locked mode: asking it to restart in development mode" in out
+        assert "flash: Press OK on the pump" in out and "OK pressed on the pump" in out
+        assert "restarted in development mode" in out and "firmware verified" in out
+        assert "delivery stays suspended" in out
+        pump.report("locked flash over the wire", wall_s=round(seconds), ok_presses=presses)
+        # The start the mark opened (make flash stops it with Ctrl-C at once).
+        assert "development mode for maintenance, this start only" in serial_since(rig, mark)
+
+        status = pump.status()
+        assert status["suspended"] == 1, status
+        assert "reset" not in pump.alarms()
+        events = pump.history(200)
+        asked = [i for i, e in enumerate(events) if e.get("type") == "remote_outcome"
+                 and e.get("command") == "maintenance" and e.get("outcome") == "applied"]
+        assert asked, events[-20:]
+        after = [e.get("type") for e in events[asked[-1] - 3:]]
+        assert "suspended" in after, after
+        causes = [e for e in events[asked[-1]:] if e.get("type") == "reset_cause"]
+        assert causes and causes[-1].get("cause") == "deliberate", causes  # the flash's reset
+
+        code, out = tool_flash(rig, build, "--no-verify", "--no-maintenance")
+        assert code == 4 and "locked mode" in out, out[-2000:]  # locked again
+
+        if "set_time" in pump.alarms():  # the clock did not survive the restarts
+            code, out = pump.pumpctl("time", "sync", confirm=True)
+            assert code == 0, out
+        code, out = pump.pumpctl("resume", confirm=True)
+        assert code == 0 and "Delivery resumed" in out, out
+        assert pump.status()["suspended"] == 0
+    finally:
+        rig.close()
+
+
+def flash_pressing_ok(rig, build, timeout=900):
+    """make flash on a locked pump; OK on the pump's keys once make flash says to press it,
+    again (twice at most) if it still waits 10 s later (the slow emulated pump can miss a
+    press). Returns (exit code, output, presses)."""
+    proc = subprocess.Popen(["make", "-s", "-C", ROOT, "flash", "PORT=" + rig.port,
+                             "BUILD=" + build], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    lines = []
+    presses = []
+    deadline = time.monotonic() + timeout
+
+    def press_until_confirmed():
+        for _ in range(3):
+            rig.wait_ms(600)
+            rig.press("ok")
+            presses.append(time.monotonic())
+            waited = time.monotonic()
+            while time.monotonic() - waited < 10:
+                if any("OK pressed on the pump" in line for line in lines):
+                    return
+                if proc.poll() is not None:
+                    return
+                time.sleep(0.2)
+
+    import threading
+
+    for line in proc.stdout:
+        lines.append(line)
+        if line.startswith("flash: Press OK on the pump"):
+            threading.Thread(target=press_until_confirmed, daemon=True).start()
+        if time.monotonic() > deadline:
+            proc.kill()
+            break
+    proc.wait()
+    return proc.returncode, "".join(lines), len(presses)
