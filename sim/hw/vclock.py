@@ -158,7 +158,7 @@ class VirtualClock:
     def _settle_slots(self):
         # Slots armed since the last look get their due time here, outside any
         # interrupt handler, so arming one needs no arithmetic. The earliest active
-        # slot (due, then arming order) and its due time; (None, None) if none is.
+        # slot (due, then arming order) and its due time; (None, 0) if none is.
         best = None
         best_due = best_seq = 0
         for slot in self._slots:
