@@ -438,7 +438,7 @@ def restart_for_maintenance(pico, wait_s, timeout_s=_MAINTENANCE_ANSWER_S, clock
         client.port.write(b"\r\n")  # ends the line mpremote's Ctrl-C / Ctrl-A started
         time.sleep(0.3)
         client.hello()
-        pumpctl.ask_maintenance(client, pico.out, "flash: ")
+        before_ms = pumpctl.ask_maintenance(client, pico.out, "flash: ")
     except pumpctl.PumpError as err:
         raise FlashError(err.code, "the pump did not restart for maintenance: %s; run make "
                          "flash again and press OK on the pump, or unplug it and hold UP and "
@@ -447,6 +447,17 @@ def restart_for_maintenance(pico, wait_s, timeout_s=_MAINTENANCE_ANSWER_S, clock
         client.close()
     pico.say("flash: OK pressed on the pump; waiting for it to restart in development mode")
     start = clock()
+
+    def progress(waited):
+        pico.say("  waiting for the pump to answer again... %.0f s" % waited)
+
+    # Its protocol first: once it answers, its start is recorded on flash (Ctrl-C earlier
+    # would stop the firmware before that).
+    try:
+        pumpctl.wait_restart(pico.port, before_ms, wait_s, timeout_s, progress)
+    except pumpctl.PumpError as err:
+        raise FlashError(err.code, "%s: power it off and on holding UP and BACK, then make "
+                         "flash again" % err.message) from None
     shown = 0.0
     while True:
         time.sleep(_RETRY_S)

@@ -881,14 +881,26 @@ def cmd_profile(client, args, out):
 
 
 MAINTENANCE_DONE = (
-    "The pump saved its state and restarts in development mode: until its next start, "
-    "Ctrl-C reaches its REPL (make flash, mpremote); that next start is locked again. "
-    "Delivery stays suspended: pumpctl resume (OK on the pump) or Resume on its menu.")
+    "The pump restarted in development mode: until its next start, Ctrl-C reaches its "
+    "REPL (make flash, mpremote); that next start is locked again. Delivery stays "
+    "suspended: pumpctl resume (OK on the pump) or Resume on its menu.")
+RESTART_WAIT_S = 120.0  # for a pump to answer again after a restart (an emulated one is slow)
+# A confirmed maintenance restarts the pump within 0.3 s of its uptime when it answered
+# "applied" (pump/link.py): an answer with less uptime, or with more than this beyond it,
+# comes from the restarted pump.
+RESTART_WITHIN_MS = 3000
+
+
+def uptime_ms(client):
+    final, _ = client.request("status")
+    return int(final.fields.get("uptime_ms") or 0)
 
 
 def ask_maintenance(client, out, prefix=""):
     """Ask the pump to restart once in development mode, and wait for OK on the pump.
-    Returns when it is confirmed; a PumpError (one line) when it is refused or not."""
+    Returns the pump's uptime (ms) when it was confirmed (it answers with less once it has
+    restarted); a PumpError (one line) when it is refused or not confirmed."""
+    before = uptime_ms(client)
 
     def pending(ident, expires_s):
         out.write("%sPress OK on the pump: it asks \"Restart for maintenance?\" (delivery "
@@ -898,7 +910,9 @@ def ask_maintenance(client, out, prefix=""):
         out.flush()
 
     try:
-        return client.change("maintenance", on_pending=pending)
+        fields = client.change("maintenance", on_pending=pending)
+        told = fields.get("uptime_ms")  # the pump's uptime when it said "applied"
+        return int(told) if told and told.isdigit() else before
     except PumpError as err:
         if "unknown_command" in err.message:
             raise PumpError(EXIT_REFUSED, "this pump's firmware cannot restart for maintenance "
@@ -907,8 +921,51 @@ def ask_maintenance(client, out, prefix=""):
         raise
 
 
+def restarted(uptime, told_ms):
+    """True when a pump that said "applied" at uptime ``told_ms`` has restarted since."""
+    return uptime < told_ms or uptime > told_ms + RESTART_WITHIN_MS
+
+
+def wait_restart(path, told_ms, wait_s, timeout_s, progress=None, clock=time.monotonic):
+    """After a confirmed maintenance: wait until the pump on ``path`` answers again after
+    its restart (``restarted``: its firmware runs, so what its start recorded is on flash).
+    Returns the seconds waited; PumpError(EXIT_TIMEOUT) after ``wait_s``.
+    ``progress(seconds)`` about every 5 s."""
+    start = clock()
+    shown = 0.0
+    while True:
+        time.sleep(0.5)
+        client = None
+        try:
+            client = Client(open_port(path), timeout_s)
+            client.hello()
+            if restarted(uptime_ms(client), told_ms):
+                return clock() - start
+        except PumpError:
+            pass  # gone while it restarts, or not answering yet
+        finally:
+            if client is not None:
+                client.close()
+        waited = clock() - start
+        if waited >= wait_s:
+            raise PumpError(EXIT_TIMEOUT, "the pump did not answer after its restart within "
+                            "%.0f s" % waited)
+        if progress is not None and waited - shown >= 5.0:
+            shown = waited
+            progress(waited)
+
+
 def cmd_maintenance(client, args, out):
-    ask_maintenance(client, out)
+    before = ask_maintenance(client, out)
+    client.close()
+    out.write("Confirmed: the pump saves its state and restarts...\n")
+    out.flush()
+
+    def progress(waited):
+        out.write("  waiting for the pump to answer again... %.0f s\n" % waited)
+        out.flush()
+
+    wait_restart(args.path, before, args.wait, args.timeout, progress)
     out.write(MAINTENANCE_DONE + "\n")
     return EXIT_OK
 
@@ -1014,6 +1071,8 @@ def build_parser():
     s.set_defaults(run=cmd_profile)
     s = sub.add_parser("maintenance", help="restart the pump once in development mode (for "
                        "make flash), after OK on the pump; delivery stays suspended")
+    s.add_argument("--wait", type=_seconds, default=RESTART_WAIT_S,
+                   help="seconds for the pump to answer again after its restart")
     s.set_defaults(run=cmd_maintenance)
     s = sub.add_parser("watch", help="live status until Ctrl-C")
     s.add_argument("--interval", type=_seconds, default=1.0)
@@ -1036,7 +1095,7 @@ def main(argv=None, out=None, err=None, input_fn=input, now=None):
     try:
         if args.command == "restore":  # a bad backup is refused before any port is opened
             args.backup = _read_backup(args.file)
-        path = args.sim or args.port or find_port()
+        path = args.path = args.sim or args.port or find_port()
         progress = terminal_progress(err) if _is_terminal(err) else None
         client = Client(open_port(path), args.timeout, progress)
         client.version = client.hello()

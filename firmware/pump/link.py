@@ -242,11 +242,13 @@ class Link:
             fields.append(("expires_in_ms", change.expires_ms - now))
         if change.reason is not None:
             fields.append(("reason", change.reason))
+        told = change.command == "maintenance" and change.state == APPLIED
+        if told:
+            fields.append(("uptime_ms", now))  # lower after the restart: how a host tells
         self.answer_ok(seq, fields, now, "confirm_status")
-        if change.command == "maintenance" and change.state == APPLIED:
-            restart = self.restart_at  # the host knows: restart once the answer is out
-            if restart is not None and restart > now + _TOLD_RESTART_MS:
-                self.restart_at = now + _TOLD_RESTART_MS
+        restart = self.restart_at
+        if told and restart is not None and restart > now + _TOLD_RESTART_MS:
+            self.restart_at = now + _TOLD_RESTART_MS  # the host knows: restart once it is out
 
     def describe(self, change):
         """What ``change`` would do, on one line in a person's units (a host's prompt)."""

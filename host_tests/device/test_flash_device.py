@@ -290,7 +290,7 @@ def test_a_locked_pump_is_flashed_after_ok_on_the_pump_and_starts_locked_again(t
         assert "restarted in development mode" in out and "firmware verified" in out
         assert "delivery stays suspended" in out
         pump.report("locked flash over the wire", wall_s=round(seconds), ok_presses=presses)
-        # The start the mark opened (make flash stops it with Ctrl-C at once).
+        # The start the mark opened: make flash stops it with Ctrl-C once it answers.
         assert "development mode for maintenance, this start only" in serial_since(rig, mark)
 
         status = pump.status()
@@ -302,8 +302,10 @@ def test_a_locked_pump_is_flashed_after_ok_on_the_pump_and_starts_locked_again(t
         assert asked, events[-20:]
         after = [e.get("type") for e in events[asked[-1] - 3:]]
         assert "suspended" in after, after
-        causes = [e for e in events[asked[-1]:] if e.get("type") == "reset_cause"]
-        assert causes and causes[-1].get("cause") == "deliberate", causes  # the flash's reset
+        causes = [(e.get("cause"), e.get("reason")) for e in events[asked[-1]:]
+                  if e.get("type") == "reset_cause"]
+        assert causes[:1] == [("deliberate", "maintenance")], causes  # no alarm either
+        assert causes[-1][0] == "deliberate", causes  # the flash's own reset
 
         code, out = tool_flash(rig, build, "--no-verify", "--no-maintenance")
         assert code == 4 and "locked mode" in out, out[-2000:]  # locked again
