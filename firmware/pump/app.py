@@ -43,9 +43,8 @@ def _unload(*names):
     for name in names:
         sys.modules.pop(name, None)
         package, _, leaf = name.rpartition(".")
-        parent = sys.modules.get(package)
-        if parent is not None and leaf in parent.__dict__:
-            delattr(parent, leaf)
+        if leaf in getattr(sys.modules.get(package), "__dict__", ()):
+            delattr(sys.modules[package], leaf)
 
 
 class App:
@@ -63,7 +62,8 @@ class App:
             ms_of_day = ((dt[4] * 60 + dt[5]) * 60 + dt[6]) * 1000
         self._ticks_ms = clock.ticks_ms
         self._ticks_diff = clock.ticks_diff
-        self.events = events if events is not None else EventLog()
+        # With a flash log (the history read from there) the RAM ring keeps the last few.
+        self.events = events if events is not None else EventLog(8 if storage else 64)
         self._last_ticks = clock.ticks_ms()
         self._now_ms = 0  # ms since boot; grows past small ints, so main loop only
         self.persistence = None  # the recorder: settings, checkpoint and log on flash
@@ -183,7 +183,8 @@ class App:
             dog.feed_if(True)
         self.persist(now)
         self.supervisor.update_sound(now)
-        _unload("pump.selfcheck", "pump.core.selftest", "pump.resets")  # boot only: free their code
+        _unload("pump.selfcheck", "pump.core.selftest", "pump.resets", "pump.core.recovery",
+                "pump.core.board_spec", "pump.hal.firmware_files")  # boot only: free their code
 
     def self_test(self):
         """The power-on self-test (pump.selfcheck): the failures as (code, message)."""

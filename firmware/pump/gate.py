@@ -8,7 +8,7 @@ the reason it was refused (recorded as a ``refused`` event; it changed nothing).
 """
 
 from pump.core import events as ev
-from pump.core.calculator import CalculatorSettings
+from pump.core.calc_segments import CalculatorSettings
 from pump.core.errors import Refused
 from pump.core.iob import InsulinCurve
 from pump.core.therapy import BOLUS

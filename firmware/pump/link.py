@@ -125,6 +125,7 @@ class Link:
                 break
             for item in self.decoder.feed(bytes(data)):
                 self._answer(item, now)
+            forget("pump.core.change_args")  # a therapy change's parsers, if one came
 
     def _answer(self, item, now):
         try:

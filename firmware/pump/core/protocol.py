@@ -215,8 +215,13 @@ def parse_request_body(body, last_seq=0):
     if entry is None:
         return FrameError(seq, E_UNKNOWN, "unknown command %s" % quote(command))
     args = tokens[2:]
+    parse = entry[1]
+    if type(parse) is str:  # a therapy change's parser: loaded now, let go by the link
+        from pump.core import change_args
+
+        parse = getattr(change_args, parse)
     try:
-        parsed = entry[1](args)
+        parsed = parse(args)
     except ArgError as err:
         return FrameError(seq, E_BAD_ARGS, "%s: %s" % (command, err))
     return Request(seq, command, parsed, entry[0])

@@ -13,7 +13,7 @@ Pure code, shared by the storage layer and the host tools. Two formats:
 
 import json
 
-from pump.core.calculator import CalculatorSettings
+from pump.core.calc_segments import CalculatorSettings
 from pump.core.crc import CorruptRecord, crc32, crc32_bitwise  # noqa: F401  (re-exported)
 from pump.core.errors import Refused
 from pump.core.iob import check_curve

@@ -7,7 +7,7 @@ commands act on a ``pump.core.therapy.Therapy`` through its public calls.
 
 from pump.core import bolus as bolus_mod
 from pump.core import events as ev
-from pump.core.calculator import CalculatorSettings
+from pump.core.calc_segments import CalculatorSettings
 from pump.core.fmt import fmt_choices, fmt_rate, fmt_speed, fmt_units
 from pump.core.iob import DEFAULT_DIA_MS, RAPID_ACTING
 from pump.core.limits import (

@@ -118,6 +118,7 @@ class Ui:
         for name in WORKFLOWS:
             dropped = _forget("pump.ui." + name) or dropped
         dropped = _forget("pump.core.setup") or dropped  # the setup's checks
+        dropped = _forget("pump.core.calculator") or dropped  # the calculator's suggestion
         if dropped:
             self.collect_due = True
 
