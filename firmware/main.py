@@ -25,6 +25,9 @@ FLASHING = "/flashing"  # make flash: written first, removed last
 _WATCHDOG_CTRL = 0x40058000  # RP2040 WATCHDOG CTRL; bit 30 enables the watchdog
 _WATCHDOG_ENABLE = 1 << 30
 _REPEAT_MS = 10000  # the incomplete state says it again this often
+# The collector runs after every this many bytes allocated, not only once the heap is
+# full: what the pump keeps then stays low in the heap and the free RAM stays in one piece.
+_GC_EVERY = 8192
 
 
 def boot_check():
@@ -66,6 +69,8 @@ def main():
     if problem is not None:
         incomplete(problem)
     gc.collect()
+    if hasattr(gc, "threshold"):  # MicroPython's collector (CPython's has no such call)
+        gc.threshold(_GC_EVERY)
 
     import board  # the board file (board.mpy, in /rom or on littlefs)
     from pump.app import App
