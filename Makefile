@@ -131,8 +131,9 @@ build: $(STAMP)
 	$(VPY) -c "$$WRITE_MANIFEST" $(BUILD) $(BOARD) $(MPY_ARCH)
 	@echo "built $(BUILD)/ for board $(BOARD)"
 
-# tools/flash.py, in an order that a cut can never turn into a hang: stop the
-# RP2040's watchdog from the raw REPL, write a /flashing marker, main.py, remove
+# tools/flash.py, in an order that a cut can never turn into a hang (a locked pump is
+# first asked over its protocol to restart once in development mode: OK on the pump,
+# pumpctl maintenance): stop the RP2040's watchdog from the raw REPL, write a /flashing marker, main.py, remove
 # what the build no longer has (pump/ or board modules anywhere on the import path),
 # pump/**.mpy + board.mpy to the ROMFS partition (mpremote romfs deploy) when the
 # MicroPython image has one, else to littlefs; manifest.json last, marker off, a
