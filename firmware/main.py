@@ -78,6 +78,7 @@ def main():
     from pump.link import lock_console
 
     hardware = board.build()
+    del board, sys.modules["board"]  # the board file's tables and build(): boot only
     fs = OsFs(os, open, "/")  # littlefs: a confirmed maintenance leaves its one-shot mark here
     locked = lock_console(hardware.buttons, micropython, time, fs)
     # make flash restarted the chip: not the "pump restarted" alarm of a real watchdog reset.

@@ -20,7 +20,9 @@ class UsbSerial:
     def __init__(self, rx, tx, poller, rx_buf=_RX_BUF):
         self._rx = rx
         self._tx = tx
-        self._poller = poller
+        # ipoll (MicroPython's) answers without allocating, and the main loop asks before
+        # every wait; poll() builds a list each time (a fake port's poller has only that).
+        self._poll = getattr(poller, "ipoll", None) or poller.poll
         self._buf = bytearray(rx_buf)
         self._view = memoryview(self._buf)
         self._one = bytearray(1)
@@ -30,7 +32,7 @@ class UsbSerial:
 
     def any(self):
         """True when at least one byte is waiting."""
-        for entry in self._poller.poll(0):
+        for entry in self._poll(0):
             if entry[1] & _POLLIN:
                 return True
         return False
@@ -45,6 +47,8 @@ class UsbSerial:
                 break
             self._buf[n] = one[0]
             n += 1
+        if not n:
+            return b""  # nothing waiting: no view made
         self.bytes_in += n
         return self._view[:n]
 
