@@ -190,6 +190,15 @@ def check_line(line):
     return body.decode(), None
 
 
+def _parser(parse):
+    """A COMMANDS entry's parser: a therapy change's is loaded now (the link lets it go)."""
+    if type(parse) is str:
+        from pump.core import change_args
+
+        return getattr(change_args, parse)
+    return parse
+
+
 def parse_request_body(body, last_seq=0):
     """Parse a checked body (str, CRC already verified): returns a Request or FrameError.
 
@@ -215,13 +224,8 @@ def parse_request_body(body, last_seq=0):
     if entry is None:
         return FrameError(seq, E_UNKNOWN, "unknown command %s" % quote(command))
     args = tokens[2:]
-    parse = entry[1]
-    if type(parse) is str:  # a therapy change's parser: loaded now, let go by the link
-        from pump.core import change_args
-
-        parse = getattr(change_args, parse)
     try:
-        parsed = parse(args)
+        parsed = _parser(entry[1])(args)
     except ArgError as err:
         return FrameError(seq, E_BAD_ARGS, "%s: %s" % (command, err))
     return Request(seq, command, parsed, entry[0])
