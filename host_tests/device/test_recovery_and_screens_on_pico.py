@@ -109,12 +109,7 @@ def test_every_screen_of_the_gallery_by_keys_without_an_exception(pump):
         pump.report("gallery", screens=len(heaps), worst=worst,
                free=heaps[worst]["free"], largest=min(h["largest"] for h in heaps.values()),
                pngs=out)
-    failure = pump.tracebacks()
-    if "MemoryError" in failure:
-        # Known: the stock image (the code loaded from littlefs into the heap) runs out of
-        # heap on some screens; seen at 20:20 on the day this tier came in. The traceback:
-        pytest.xfail("the firmware ran out of heap on the stock image: %s"
-                     % " | ".join(line.strip() for line in failure.splitlines()[-3:]))
+    failure = pump.tracebacks()  # a MemoryError included (the stock image's heap once ran out)
     assert not failure, failure
     assert len(rig.boots) == boots, rig.boots[boots:]
     assert len(heaps) == len(gallery.screen_names())
