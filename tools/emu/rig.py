@@ -29,9 +29,8 @@ import tty
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 RIG_DIR = os.path.join(os.path.dirname(ROOT), "shared", "rig")
-for _path in (ROOT, os.path.join(ROOT, "host_tests")):
-    if _path not in sys.path:
-        sys.path.append(_path)
+if ROOT not in sys.path:
+    sys.path.append(ROOT)
 
 import boards.pico_default as default_board  # noqa: E402  (pins, mechanics, load cell)
 
