@@ -14,7 +14,7 @@ from pump.core import events as ev
 from pump.core import protocol as p
 from pump.hal.usb_serial import UsbSerial
 from sim.hw.usbcdc import UsbCdcPipe
-from test_link_rig import LinkRig
+from test_link_rig import LinkRig, TickClock
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -288,20 +288,6 @@ def test_a_port_that_takes_nothing_drops_the_line_instead_of_waiting():
 # ----- locked mode ----------------------------------------------------------------------------
 
 
-class _Clock:
-    def __init__(self):
-        self.t = 0
-
-    def ticks_ms(self):
-        return self.t
-
-    def ticks_diff(self, a, b):
-        return a - b
-
-    def sleep_ms(self, ms):
-        self.t += ms
-
-
 class _Keys:
     def __init__(self, mask, release_after_reads=0):
         self.mask = mask
@@ -316,11 +302,11 @@ class _Keys:
 
 
 def test_the_console_is_locked_unless_up_and_back_are_held_at_power_up():
-    assert link_mod.lock_console(_Keys(0), micropython, _Clock()) is True
+    assert link_mod.lock_console(_Keys(0), micropython, TickClock()) is True
     assert micropython.state.kbd_intr_char == -1
-    assert link_mod.lock_console(_Keys(1), micropython, _Clock()) is True  # UP alone
-    assert link_mod.lock_console(None, micropython, _Clock()) is True
-    clock = _Clock()
+    assert link_mod.lock_console(_Keys(1), micropython, TickClock()) is True  # UP alone
+    assert link_mod.lock_console(None, micropython, TickClock()) is True
+    clock = TickClock()
     assert link_mod.lock_console(_Keys(1 | 8, release_after_reads=3), micropython, clock) is False
     assert micropython.state.kbd_intr_char == 3  # Ctrl-C reaches the REPL again
     assert 0 < clock.t < 5000  # waited for the keys to be let go before the self-test

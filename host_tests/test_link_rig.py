@@ -6,6 +6,22 @@ from sim import pump as pumpsim
 from sim.hw.usbcdc import UsbCdcPipe
 
 
+class TickClock:
+    """The time functions lock_console waits with, in ms that only sleep_ms moves."""
+
+    def __init__(self):
+        self.t = 0
+
+    def ticks_ms(self):
+        return self.t
+
+    def ticks_diff(self, a, b):
+        return a - b
+
+    def sleep_ms(self, ms):
+        self.t += ms
+
+
 class LinkRig:
     """``ask(command, *args)`` sends one request with the next sequence number and runs the
     firmware until it answered; returns the parsed responses (``more`` lines, then the last)."""

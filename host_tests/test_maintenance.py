@@ -20,28 +20,14 @@ from pump.core import events as ev
 from pump.core import protocol as p
 from pump.hal.storage import Storage
 from sim.hw.flashfs import FlashFS
-from test_link_rig import LinkRig
+from test_link_rig import LinkRig, TickClock
 
 MIN = 60_000
 
 
-class _Clock:
-    def __init__(self):
-        self.t = 0
-
-    def ticks_ms(self):
-        return self.t
-
-    def ticks_diff(self, a, b):
-        return a - b
-
-    def sleep_ms(self, ms):
-        self.t += ms
-
-
 def locked_at_start(fs, buttons=None):
     """lock_console as main.py calls it at power-up: True when the start is locked."""
-    return link_mod.lock_console(buttons, micropython, _Clock(), fs)
+    return link_mod.lock_console(buttons, micropython, TickClock(), fs)
 
 
 def restart(sim):
